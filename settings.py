@@ -11,11 +11,11 @@ import sys
 from dataclasses import dataclass
 from datetime import time
 from functools import lru_cache
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 #: Exit code for a bad setting, as for a command-line usage error.
 EXIT_BAD_SETTING = 2
