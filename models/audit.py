@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, select
@@ -54,7 +54,7 @@ def event_hash(
             "to": to_status,
             "reason": reason,
             "data": data,
-            "at": created_at.isoformat(timespec="microseconds"),
+            "at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
             "prev": prev_hash,
         }
     )

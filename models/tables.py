@@ -124,6 +124,21 @@ class Milestone(SQLModel, table=True):
     done_at: datetime | None = None
 
 
+class Extension(SQLModel, table=True):
+    """A request to move an item's due date (延期), and its decision."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_number: int = Field(foreign_key="item.number", index=True)
+    requested_by_id: int = Field(foreign_key="member.id")
+    old_due: date | None = None
+    requested_due: date
+    reason: str = Field(max_length=REASON_MAX)
+    requested_at: datetime
+    decided_by_id: int | None = Field(default=None, foreign_key="member.id")
+    decided_at: datetime | None = None
+    approved: bool | None = None
+
+
 class Evidence(SQLModel, table=True):
     """What was put in the item's pocket (插袋): a file, a location or text."""
 
@@ -218,6 +233,7 @@ __all__ = [
     "ChainHead",
     "Event",
     "Evidence",
+    "Extension",
     "GroupMember",
     "GroupScope",
     "Holiday",

@@ -11,7 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -96,7 +96,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def frozen_clock() -> Iterator[clock.FrozenClock]:
     """The clock stands at 2026-03-02 09:00 Beijing time (a Monday) until moved."""
-    frozen = clock.FrozenClock(datetime(2026, 3, 2, 1, 0))
+    frozen = clock.FrozenClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
     clock.set_clock(frozen)
     yield frozen
     clock.set_clock(None)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 20:03:34.113369
+Create Date: 2026-11-25
 """
 
 from __future__ import annotations
@@ -261,6 +261,35 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_evidence_item_number"), ["item_number"], unique=False)
 
     op.create_table(
+        "extension",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("item_number", sa.Integer(), nullable=False),
+        sa.Column("requested_by_id", sa.Integer(), nullable=False),
+        sa.Column("old_due", sa.Date(), nullable=True),
+        sa.Column("requested_due", sa.Date(), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column("requested_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("decided_by_id", sa.Integer(), nullable=True),
+        sa.Column("decided_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("approved", sa.Boolean(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["decided_by_id"],
+            ["member.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["item_number"],
+            ["item.number"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["requested_by_id"],
+            ["member.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("extension", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_extension_item_number"), ["item_number"], unique=False)
+
+    op.create_table(
         "milestone",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("item_number", sa.Integer(), nullable=False),
@@ -329,6 +358,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_milestone_item_number"))
 
     op.drop_table("milestone")
+    with op.batch_alter_table("extension", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_extension_item_number"))
+
+    op.drop_table("extension")
     with op.batch_alter_table("evidence", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_evidence_item_number"))
 
