@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import audit, database, imports
+from cli import audit, database, holidays, imports
 
 app = typer.Typer(
     name="closeout",
@@ -20,6 +20,7 @@ app = typer.Typer(
 app.add_typer(database.app, name="db")
 app.add_typer(imports.app, name="import")
 app.add_typer(audit.app, name="audit")
+app.add_typer(holidays.app, name="holidays")
 
 
 def main() -> None:

@@ -15,15 +15,16 @@ Everything here is pure: the caller loads the overrides and passes them in.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import MAXYEAR, date
 from pathlib import Path
 
-import chinese_calendar
+import chinese_calendar  # type: ignore[import-untyped]  # ships no type hints
 
 from models.sheets import ImportRefused, RowError, parse_date, read_tables
 
@@ -51,28 +52,32 @@ def _warn_once(year: int) -> None:
     )
 
 
-def _official_workdays(year: int) -> list[int] | None:
+# The bundled data never changes within a process, so every calendar shares
+# one computation per year; only the admin's overrides differ between them.
+@functools.cache
+def _official_workdays(year: int) -> tuple[int, ...] | None:
     """Ordinals of the year's working days per chinesecalendar, or None if it has no data."""
     first = date(year, 1, 1).toordinal()
     last = date(year, 12, 31).toordinal()
     try:
-        return [
+        return tuple(
             ordinal
             for ordinal in range(first, last + 1)
             if chinese_calendar.is_workday(date.fromordinal(ordinal))
-        ]
+        )
     except NotImplementedError:
         return None
 
 
-def _weekday_workdays(year: int) -> list[int]:
+@functools.cache
+def _weekday_workdays(year: int) -> tuple[int, ...]:
     first = date(year, 1, 1).toordinal()
     last = date(year, 12, 31).toordinal()
-    return [
+    return tuple(
         ordinal
         for ordinal in range(first, last + 1)
         if date.fromordinal(ordinal).weekday() in FALLBACK_WORKING_WEEKDAYS
-    ]
+    )
 
 
 class WorkCalendar:
@@ -99,18 +104,19 @@ class WorkCalendar:
             by_year.setdefault(day.year, {})[day.toordinal()] = bool(is_workday)
         self._overrides_by_year = by_year
         # year -> sorted ordinals of its working days
-        self._years: dict[int, list[int]] = {}
+        self._years: dict[int, Sequence[int]] = {}
 
-    def _year(self, year: int) -> list[int]:
-        days = self._years.get(year)
-        if days is not None:
-            return days
+    def _year(self, year: int) -> Sequence[int]:
+        cached = self._years.get(year)
+        if cached is not None:
+            return cached
         overrides = self._overrides_by_year.get(year, {})
         official = _official_workdays(year)
         if official is None:
             if not overrides:
                 _warn_once(year)
             official = _weekday_workdays(year)
+        days: Sequence[int] = official
         if overrides:
             chosen = set(official)
             for ordinal, is_workday in overrides.items():
@@ -119,8 +125,6 @@ class WorkCalendar:
                 else:
                     chosen.discard(ordinal)
             days = sorted(chosen)
-        else:
-            days = official
         self._years[year] = days
         return days
 
@@ -222,7 +226,10 @@ WORKDAY_VALUES: dict[str, bool] = {
 
 
 class HolidayFileError(ImportRefused):
-    """The holiday file cannot be imported; `errors` lists every problem as `FILE:row:column: reason`."""
+    """The holiday file cannot be imported; nothing was read.
+
+    `errors` lists every problem as `FILE:row:column: reason`.
+    """
 
 
 @dataclass(frozen=True)
@@ -277,7 +284,9 @@ def read_holiday_file(path: Path | str) -> list[HolidayRow]:
         if day is not None:
             if day in first_row_of:
                 errors.append(
-                    RowError(sheet, row.number, "date", f"{day} is already on row {first_row_of[day]}")
+                    RowError(
+                        sheet, row.number, "date", f"{day} is already on row {first_row_of[day]}"
+                    )
                 )
             else:
                 first_row_of[day] = row.number
@@ -294,4 +303,3 @@ def parse_holiday_file(path: Path | str) -> dict[date, bool]:
     Raises `HolidayFileError` listing every problem.
     """
     return {row.day: row.is_workday for row in read_holiday_file(path)}
-
