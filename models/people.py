@@ -1,0 +1,103 @@
+"""Who is who: the actor behind a request, and who must hear about an item.
+
+Queries over the directory; they take the session and never commit.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from models.permissions import Actor
+from models.roles import split_roles
+from models.tables import GroupMember, GroupScope, Member, Org
+
+
+def actor_for(session: Session, member_id: int) -> Actor:
+    """The permission view of a member: roles, org path and inspection scopes."""
+    member = session.get(Member, member_id)
+    if member is None:
+        raise LookupError(f"no member {member_id}")
+    org = session.get(Org, member.org_id)
+    group_paths = session.exec(
+        select(Org.path)
+        .join(GroupScope, col(GroupScope.org_id) == Org.id)
+        .join(GroupMember, col(GroupMember.group_id) == GroupScope.group_id)
+        .where(GroupMember.member_id == member_id)
+        .distinct()
+    ).all()
+    return Actor(
+        member_id=member_id,
+        roles=split_roles(member.roles),
+        org_path=org.path if org else "/",
+        group_paths=tuple(sorted(group_paths)),
+    )
+
+
+def _ancestors(path: str) -> list[str]:
+    """'/1/5/23/' → ['/1/', '/1/5/', '/1/5/23/']."""
+    ids = [part for part in path.split("/") if part]
+    return ["/" + "/".join(ids[: end + 1]) + "/" for end in range(len(ids))]
+
+
+def _with_role(role: str):  # type: ignore[no-untyped-def]
+    # Roles are stored ";"-joined in a fixed order, so a role is a whole segment.
+    return or_(
+        Member.roles == role,
+        col(Member.roles).startswith(f"{role};"),
+        col(Member.roles).contains(f";{role};"),
+        col(Member.roles).endswith(f";{role}"),
+    )
+
+
+def _of_org(session: Session, org_id: int, role: str) -> list[Member]:
+    return list(
+        session.exec(
+            select(Member).where(Member.org_id == org_id, _with_role(role)).order_by(Member.id)
+        ).all()
+    )
+
+
+def secretaries_of(session: Session, org_id: int) -> list[Member]:
+    """The secretaries of one org (not of its parents)."""
+    return _of_org(session, org_id, "secretary")
+
+
+def leaders_of(session: Session, org_id: int) -> list[Member]:
+    """The leaders of one org (not of its parents)."""
+    return _of_org(session, org_id, "leader")
+
+
+def inspectors_covering(session: Session, org_path: str) -> list[Member]:
+    """Inspectors whose inspection groups' scopes contain the org at `org_path`."""
+    ancestors = _ancestors(org_path)
+    return list(
+        session.exec(
+            select(Member)
+            .join(GroupMember, col(GroupMember.member_id) == Member.id)
+            .join(GroupScope, col(GroupScope.group_id) == GroupMember.group_id)
+            .join(Org, col(Org.id) == GroupScope.org_id)
+            .where(col(Org.path).in_(ancestors), _with_role("inspector"))
+            .distinct()
+            .order_by(Member.id)
+        ).all()
+    )
+
+
+def leaders_above(session: Session, org_path: str) -> list[Member]:
+    """Leaders of the nearest org above `org_path` that has any (the parent org first)."""
+    ancestors = _ancestors(org_path)
+    for path in reversed(ancestors[:-1] or ancestors):
+        leaders = session.exec(
+            select(Member)
+            .join(Org, col(Org.id) == Member.org_id)
+            .where(Org.path == path, _with_role("leader"))
+            .order_by(Member.id)
+        ).all()
+        if leaders:
+            return list(leaders)
+    return []
+
+
+def admins(session: Session) -> list[Member]:
+    return list(session.exec(select(Member).where(_with_role("admin")).order_by(Member.id)).all())
