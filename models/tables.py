@@ -214,6 +214,32 @@ class Notification(SQLModel, table=True):
     message_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
+class Draft(SQLModel, table=True):
+    """A conversation in progress (an open /submit, a guided /new, a reason
+    awaited after a button), written as each message arrives so it survives
+    a restart; one per member."""
+
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    flow: str = Field(max_length=20)
+    step: str = Field(default="", max_length=40)
+    item_number: int | None = Field(default=None, foreign_key="item.number")
+    # Canonical JSON of what was said so far (answers, evidence).
+    data: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    updated_at: datetime
+
+
+class Card(SQLModel, table=True):
+    """A message the bot sent about an item, so a reply to it attaches to the
+    item and a change edits it in place where the reader still has it."""
+
+    chat_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    message_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    item_number: int = Field(foreign_key="item.number", index=True)
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    version: int = 1
+    sent_at: datetime
+
+
 class Holiday(SQLModel, table=True):
     """A day an admin loaded: it overrides the bundled official calendar."""
 
@@ -231,6 +257,8 @@ class Meta(SQLModel, table=True):
 
 __all__ = [
     "ChainHead",
+    "Card",
+    "Draft",
     "Event",
     "Evidence",
     "Extension",
