@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ValidationError, field_validator
+from pydantic import ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Exit code for a bad setting, as for a command-line usage error.
@@ -195,6 +195,15 @@ class Settings(BaseSettings):
             chats.append(BulletinChat(parts[0], chat_id, parts[2] if len(parts) == 3 else None))
         return tuple(chats)
 
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        # Without a secret anyone who finds the URL could post updates as Telegram.
+        if self.WEBHOOK_URL and not self.WEBHOOK_SECRET:
+            raise ValueError("WEBHOOK_SECRET: required when WEBHOOK_URL is set")
+        if self.WEBHOOK_URL and not self.WEBHOOK_URL.startswith(("https://", "http://")):
+            raise ValueError("WEBHOOK_URL: must be an http(s):// URL")
+        return self
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.TIMEZONE)
@@ -214,8 +223,10 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
-        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        name = ".".join(str(part) for part in error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
+        if not name:  # a rule over several settings names its setting first
+            name, _, message = message.partition(": ")
         raise SettingsError(f"bad setting {name}: {message}") from None
 
 
