@@ -1,0 +1,51 @@
+"""`closeout bot`: serve the bot, polling, or as a webhook when WEBHOOK_URL is set."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from urllib.parse import urlparse
+
+from cli import context
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging() -> None:
+    """Log to stderr with time and level; set up here, never at import time."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Every getUpdates call is logged at INFO by httpx; keep the log about us.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def require_token(settings: Settings) -> str:
+    if not settings.BOT_TOKEN:
+        print("closeout: bad setting BOT_TOKEN: required to serve the bot", file=sys.stderr)
+        raise SystemExit(2)
+    return settings.BOT_TOKEN
+
+
+def serve_bot(settings: Settings) -> None:
+    """Run the bot until interrupted (Ctrl-C or SIGTERM)."""
+    from bot.app import build_application
+
+    require_token(settings)
+    application = build_application(settings, context.engine())
+    if settings.WEBHOOK_URL:
+        host, _, port = settings.WEBHOOK_LISTEN.rpartition(":")
+        path = urlparse(settings.WEBHOOK_URL).path.lstrip("/")
+        log.info("serving the webhook %s on %s", settings.WEBHOOK_URL, settings.WEBHOOK_LISTEN)
+        application.run_webhook(
+            listen=host,
+            port=int(port),
+            url_path=path,
+            webhook_url=settings.WEBHOOK_URL,
+            secret_token=settings.WEBHOOK_SECRET,
+            drop_pending_updates=False,
+        )
+    else:
+        log.info("polling %s", settings.TELEGRAM_API_URL)
+        application.run_polling(drop_pending_updates=False)
