@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, Index, Text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.limits import CODE_MAX, NAME_MAX, REASON_MAX, TITLE_MAX
@@ -240,6 +240,45 @@ class Card(SQLModel, table=True):
     sent_at: datetime
 
 
+class Attachment(SQLModel, table=True):
+    """A file a notification carries (a bulletin's chart or sheet, an inquiry
+    notice). Kept in the database so a worker on any host can send it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    file_name: str = Field(max_length=NAME_MAX)
+    mime_type: str = Field(max_length=100)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime
+
+
+class SpotCheck(SQLModel, table=True):
+    """An unannounced check (不打招呼) of a unit assigned to an inspection group,
+    or a look-back (回头看) of one closed item; only the group is told."""
+
+    __tablename__ = "spot_check"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)  # "comprehensive" or "lookback"
+    period: str = Field(max_length=10, index=True)  # "2026-03"
+    org_id: int = Field(foreign_key="org.id", index=True)
+    group_id: int | None = Field(default=None, foreign_key="inspection_group.id", index=True)
+    item_number: int | None = Field(default=None, foreign_key="item.number")
+    assigned_at: datetime
+    done_at: datetime | None = None
+    passed: bool | None = None
+    note: str | None = Field(default=None, max_length=REASON_MAX)
+
+    __table_args__ = (UniqueConstraint("kind", "period", "org_id", "item_number"),)
+
+
+class Lease(SQLModel, table=True):
+    """Who holds a named lease until when: one scheduler fires at a time."""
+
+    name: str = Field(primary_key=True, max_length=100)
+    holder: str = Field(max_length=200)
+    expires_at: datetime
+
+
 class Holiday(SQLModel, table=True):
     """A day an admin loaded: it overrides the bundled official calendar."""
 
@@ -256,6 +295,9 @@ class Meta(SQLModel, table=True):
 
 
 __all__ = [
+    "Attachment",
+    "Lease",
+    "SpotCheck",
     "ChainHead",
     "Card",
     "Draft",
