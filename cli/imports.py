@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from cli import context
 from models.db import transaction
 from models.directory import apply_directory, read_directory
+from models.ledger_import import apply_ledger, read_ledger
 from models.sheets import ImportRefused
 
 app = typer.Typer(help="Import the directory or an existing ledger.", no_args_is_help=True)
@@ -54,4 +55,24 @@ def directory(
         f"orgs: {changes.orgs_added} added, {changes.orgs_changed} changed; "
         f"members: {changes.members_added} added, {changes.members_changed} changed; "
         f"groups: {changes.groups_added} added, {changes.groups_changed} changed"
+    )
+
+
+@app.command()
+def ledger(
+    path: Annotated[Path, typer.Argument(help="An .xlsx workbook (its first sheet) or a .csv")],
+) -> None:
+    """Import an existing ledger (upsert by external_ref)."""
+    zone = context.settings().zone
+    try:
+        with transaction(context.engine()) as session, progress("ledger") as report:
+            changes = apply_ledger(
+                session, read_ledger(path, session=session, zone=zone), progress=report
+            )
+    except ImportRefused as refused:
+        raise context.refuse(
+            refused.errors, summary=f"{len(refused.errors)} problem(s); nothing was imported"
+        ) from None
+    context.out.print(
+        f"ledger: {changes.added} added, {changes.updated} updated, {changes.unchanged} unchanged"
     )

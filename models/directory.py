@@ -389,9 +389,13 @@ def apply_directory(
             new_rows.append({"code": row.code, **values})
         elif any(getattr(current, key) != value for key, value in values.items()):
             changed_rows.append({"id": current.id, **values})
+    # render_nulls: the ORM drops None values from a bulk insert's rows, so rows
+    # with and without a username or language would split into thousands of
+    # small statements; with it each batch is one multi-row INSERT.
+    insert_members = insert(Member).execution_options(render_nulls=True)
     for start in range(0, max(len(new_rows), len(changed_rows)), BATCH):
         if new_rows[start : start + BATCH]:
-            session.execute(insert(Member), new_rows[start : start + BATCH])
+            session.execute(insert_members, new_rows[start : start + BATCH])
         if changed_rows[start : start + BATCH]:
             session.execute(update(Member), changed_rows[start : start + BATCH])
         advance(min(BATCH, len(directory.members) - start))

@@ -52,6 +52,7 @@ class InputRefused(Refused):
             "unknown_source": "Unknown source {value!r}.",
             "unknown_item": "There is no item #{number}.",
             "unknown_org": "There is no org {value!r}.",
+            "ambiguous_org": "{value!r} matches several orgs: {choices}.",
             "unknown_member": "There is no member {value!r}.",
             "no_responsible": "Org {org} has no secretary to be responsible; name one.",
             "due_in_past": "The due date {due} is already past.",
