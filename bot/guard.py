@@ -1,0 +1,175 @@
+"""Who is asking, and what the room may see.
+
+Every command handler is wrapped by `command`: it looks the Telegram user up
+in the directory (an unbound user gets a short polite refusal and no data),
+keeps personal commands out of group chats (a button continues in private),
+and turns a domain refusal into one sentence in the reader's language.
+Button presses are wrapped by `button`, the same checks for callback queries:
+the refusal is the query's answer, and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, select
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatType
+
+from bot.callbacks import Press, decode
+from bot.services import Context
+from bot.texts import refusal, t
+from models.people import actor_for
+from models.permissions import Actor
+from models.states import Refused
+from models.tables import Member, Org
+
+#: The deep-link payload of "continue in private" buttons.
+CONTINUE_PAYLOAD = "continue"
+#: Telegram's limit on the text of a callback query's answer, in characters.
+ANSWER_MAX = 200
+
+
+@dataclass(frozen=True)
+class Who:
+    """The bound member behind an update."""
+
+    member_id: int
+    code: str
+    name: str
+    org_name: str
+    lang: str
+    actor: Actor
+
+
+Handler = Callable[[Update, Context, Who], Awaitable[None]]
+
+
+def lookup(session: Session, telegram_user_id: int, default_lang: str) -> Who | None:
+    """The bound member for a Telegram user, or None."""
+    member = session.exec(select(Member).where(Member.telegram_user_id == telegram_user_id)).first()
+    if member is None or member.id is None:
+        return None
+    org = session.get(Org, member.org_id)
+    return Who(
+        member_id=member.id,
+        code=member.code,
+        name=member.name,
+        org_name=org.name if org else "",
+        lang=member.language or default_lang,
+        actor=actor_for(session, member.id),
+    )
+
+
+def guess_lang(update: Update, default: str) -> str:
+    """For people we do not know yet: Telegram's language if it is English, else the default."""
+    user = update.effective_user
+    code = (user.language_code or "") if user else ""
+    return "en" if code.startswith("en") else default
+
+
+async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Answer in the chat the update came from."""
+    message = update.effective_message
+    if message is not None:
+        await message.reply_text(text, reply_markup=markup, do_quote=False)
+
+
+def is_group(update: Update) -> bool:
+    chat = update.effective_chat
+    return chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+
+
+async def continue_in_private(update: Update, context: Context, lang: str) -> None:
+    """In a group, answer with a button that opens the private chat, and nothing else."""
+    username = context.bot.username
+    link = f"https://t.me/{username}?start={CONTINUE_PAYLOAD}"
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton(t(lang, "private_button"), url=link)]])
+    await reply(update, t(lang, "private_only"), markup)
+
+
+def command(
+    *, in_groups: bool = False
+) -> Callable[[Handler], Callable[[Update, Context], Awaitable[None]]]:
+    """Wrap a handler: bound members only; private chats only unless `in_groups`."""
+
+    def wrap(handler: Handler) -> Callable[[Update, Context], Awaitable[None]]:
+        @functools.wraps(handler)
+        async def wrapped(update: Update, context: Context) -> None:
+            user = update.effective_user
+            if user is None:
+                return
+            services = context.services
+            default = services.settings.LANGUAGE
+            who = await services.db(lambda session: lookup(session, user.id, default))
+            if who is None:
+                if is_group(update):
+                    return  # strangers in a work chat get silence, not a lecture
+                await reply(update, t(guess_lang(update, default), "unbound"))
+                return
+            if is_group(update) and not in_groups:
+                await continue_in_private(update, context, who.lang)
+                return
+            try:
+                await handler(update, context, who)
+            except Refused as refused:
+                await reply(update, refusal(who.lang, refused))
+
+        return wrapped
+
+    return wrap
+
+
+ButtonHandler = Callable[[Update, Context, Who, Press], Awaitable[None]]
+
+
+async def answer(update: Update, text: str, *, alert: bool = False) -> None:
+    """Answer the pressed button (once per press) with a toast, or an alert to dismiss."""
+    query = update.callback_query
+    if query is not None:
+        clipped = text if len(text) <= ANSWER_MAX else text[: ANSWER_MAX - 1] + "…"
+        await query.answer(clipped, show_alert=alert)
+
+
+def button(
+    *, in_groups: bool = False
+) -> Callable[[ButtonHandler], Callable[[Update, Context], Coroutine[Any, Any, None]]]:
+    """Wrap a button handler: bound members only, our own data only, refusals as the answer.
+
+    The handler gets the decoded `Press` and answers the query itself when it
+    succeeds. Everything refused here or raised inside as a `Refused` (a forged,
+    stale or out-of-scope press) is answered with one sentence as an alert, and
+    the pressed message is left as it was. Presses in group chats are refused
+    unless `in_groups`: an item's buttons act for one person, not for the room.
+    """
+
+    def wrap(handler: ButtonHandler) -> Callable[[Update, Context], Coroutine[Any, Any, None]]:
+        @functools.wraps(handler)
+        async def wrapped(update: Update, context: Context) -> None:
+            user = update.effective_user
+            if update.callback_query is None or user is None:
+                return
+            services = context.services
+            default = services.settings.LANGUAGE
+            who = await services.db(lambda session: lookup(session, user.id, default))
+            if who is None:
+                await answer(update, t(guess_lang(update, default), "unbound"), alert=True)
+                return
+            if is_group(update) and not in_groups:
+                await answer(update, t(who.lang, "private_only"), alert=True)
+                return
+            press = decode(update.callback_query.data)
+            if press is None:
+                await answer(update, t(who.lang, "button_invalid"), alert=True)
+                return
+            try:
+                await handler(update, context, who, press)
+            except Refused as refused:
+                await answer(update, refusal(who.lang, refused), alert=True)
+
+        return wrapped
+
+    return wrap

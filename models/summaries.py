@@ -1,0 +1,162 @@
+"""What a message about an item shows: a plain summary, computed fresh each time.
+
+The light, overdue days and children's progress are derived here, never
+stored (SPEC §3 "Derived, never stored stale"). The bot and the delivery jobs
+render these the same way (bot/cards.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlmodel import Session, col, func, select
+
+from models.deadlines import Milestone as Step
+from models.deadlines import days_overdue, light
+from models.ledger import view_of
+from models.permissions import Actor, allowed_actions
+from models.tables import Evidence, Extension, Item, Member, Milestone, Org
+from models.workdays import WorkCalendar
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the summaries need to know about today."""
+
+    today: date
+    calendar: WorkCalendar
+    warn_days: int
+
+
+@dataclass(frozen=True)
+class ItemSummary:
+    number: int
+    version: int
+    kind: str
+    title: str
+    org_code: str
+    org_name: str
+    status: str
+    severity: str
+    due_date: date | None
+    light: str | None
+    days_overdue: int
+    days_left: int | None
+    responsible_name: str | None
+    escalation_level: int
+    extensions: int
+    rejections: int
+    relapses: int
+    children_closed: int
+    children_total: int
+    evidence_count: int
+    pending_extension_by: int | None
+    pending_extension_due: date | None
+    actions: frozenset[str]
+
+
+def summarize(
+    session: Session, item: Item, facts: Facts, *, reader: Actor | None = None
+) -> ItemSummary:
+    """The summary of one item; `actions` are the buttons `reader` may press."""
+    return summarize_many(session, [item], facts, reader=reader)[0]
+
+
+def summarize_many(
+    session: Session, items: Sequence[Item], facts: Facts, *, reader: Actor | None = None
+) -> list[ItemSummary]:
+    """Summaries of several items with a fixed number of queries, whatever their count."""
+    if not items:
+        return []
+    numbers = [item.number for item in items]
+    orgs = {
+        org.id: org
+        for org in session.exec(select(Org).where(col(Org.id).in_({i.org_id for i in items})))
+    }
+    people = {
+        member.id: member.name
+        for member in session.exec(
+            select(Member).where(col(Member.id).in_({i.responsible_id for i in items}))
+        )
+    }
+    steps: dict[int, list[Step]] = {}
+    for row in session.exec(select(Milestone).where(col(Milestone.item_number).in_(numbers))):
+        steps.setdefault(row.item_number, []).append(Step(row.due_date, row.done_at is not None))
+    evidence = dict(
+        session.exec(  # type: ignore[arg-type]
+            select(Evidence.item_number, func.count())
+            .where(col(Evidence.item_number).in_(numbers))
+            .group_by(Evidence.item_number)
+        ).all()
+    )
+    children: dict[int, tuple[int, int]] = {}
+    for parent, status, count in session.exec(  # type: ignore[misc]
+        select(Item.parent_number, Item.status, func.count())
+        .where(col(Item.parent_number).in_(numbers))
+        .group_by(Item.parent_number, Item.status)
+    ).all():
+        closed, total = children.get(parent, (0, 0))
+        children[parent] = (closed + (count if status == "closed" else 0), total + count)
+    pending = {
+        row.item_number: row
+        for row in session.exec(
+            select(Extension).where(
+                col(Extension.item_number).in_(numbers), col(Extension.approved).is_(None)
+            )
+        )
+    }
+    summaries = []
+    for item in items:
+        assert item.number is not None
+        org = orgs[item.org_id]
+        request = pending.get(item.number)
+        actions: frozenset[str] = frozenset()
+        if reader is not None:
+            actions = frozenset(
+                allowed_actions(
+                    reader,
+                    view_of(session, item),
+                    requested_by_id=request.requested_by_id if request else None,
+                )
+            )
+        left = None
+        if item.due_date is not None and item.status not in ("closed", "cancelled"):
+            left = facts.calendar.workdays_between(facts.today, item.due_date)
+        closed, total = children.get(item.number, (0, 0))
+        summaries.append(
+            ItemSummary(
+                number=item.number,
+                version=item.version,
+                kind=item.kind,
+                title=item.title,
+                org_code=org.code,
+                org_name=org.name,
+                status=item.status,
+                severity=item.severity,
+                due_date=item.due_date,
+                light=light(
+                    item.status,
+                    item.due_date,
+                    facts.today,
+                    facts.calendar,
+                    facts.warn_days,
+                    steps.get(item.number, ()),
+                ),
+                days_overdue=days_overdue(item.status, item.due_date, facts.today, facts.calendar),
+                days_left=left,
+                responsible_name=people.get(item.responsible_id),
+                escalation_level=item.escalation_level,
+                extensions=item.extensions,
+                rejections=item.rejections,
+                relapses=item.relapses,
+                children_closed=closed,
+                children_total=total,
+                evidence_count=evidence.get(item.number, 0),
+                pending_extension_by=request.requested_by_id if request else None,
+                pending_extension_due=request.requested_due if request else None,
+                actions=actions,
+            )
+        )
+    return summaries
