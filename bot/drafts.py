@@ -749,10 +749,12 @@ def take(session: Session, actor: Actor, facts: Facts, flow: Flow, answer: Answe
     data, step = flow.data, flow.step
     if step == "org":
         if answer.org_id is not None:
-            org = session.get(Org, answer.org_id)
-            if org is None:
-                raise InputRefused("unknown_org", {"value": answer.org_id})
-            org = resolve(session, actor, org.code)  # a forged id outside the scope fails here
+            chosen = session.get(Org, answer.org_id)
+            try:
+                # Re-resolved in scope: a forged id outside it fails here, naming nothing.
+                org = resolve(session, actor, chosen.code if chosen else "")
+            except InputRefused:
+                raise InputRefused("unknown_org", {"value": answer.org_id}) from None
         else:
             org = resolve(session, actor, answer.text)
         can_create(actor, data["kind"], org.path)

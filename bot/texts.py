@@ -528,6 +528,58 @@ TEXTS: dict[str, tuple[str, str]] = {
     "notice_signature": ("签发人：____________（盖章）", "Signed: ____________ (seal)"),
     "notice_day": ("{year}年{month}月{day}日", "{iso}"),
     "occurrence_title": ("{title}（{day}）", "{title} ({day})"),
+    # Pushes (tasks/delivery.py, tasks/rendering.py): what happened, said before the item's card
+    "push_assigned": (
+        "新交办事项：请确认收到，并安排整改。",
+        "New item for you: acknowledge it and plan the work.",
+    ),
+    "push_remind": (
+        "提醒：距整改期限还有 {days} 个工作日。",
+        "Reminder: {days} working day(s) left before the due date.",
+    ),
+    "push_overdue": ("已逾期：请抓紧整改并提交。", "Overdue: please finish the work and submit it."),
+    "push_escalate_1": (
+        "督办升级（谈话提醒）：已逾期 {days} 个工作日，请约谈责任人，督促整改。",
+        "Escalated (reminder talk): {days} working days overdue. "
+        "Talk to the responsible person and see it done.",
+    ),
+    "push_escalate_2": (
+        "督办升级（约谈函询）：已逾期 {days} 个工作日，请启动约谈函询。",
+        "Escalated (formal inquiry): {days} working days overdue. Start the formal inquiry.",
+    ),
+    "push_submitted": ("已提交整改，请验收或退回。", "Submitted: please verify it or return it."),
+    "push_verified": ("已验收销号。", "Verified and closed off."),
+    "push_rejected": ("被退回整改。理由：{reason}", "Returned for rework. Reason: {reason}"),
+    "push_reopened": ("已重新打开。理由：{reason}", "Reopened. Reason: {reason}"),
+    "push_cancelled": ("已撤销。理由：{reason}", "Cancelled. Reason: {reason}"),
+    "push_extension_requested": (
+        "申请延期至 {due}，请审批。",
+        "An extension to {due} is requested: please decide.",
+    ),
+    "push_extension_approved": (
+        "延期已批准，新的截止日期 {due}。",
+        "Extension approved: now due {due}.",
+    ),
+    "push_extension_denied": (
+        "延期申请未获批准，截止日期不变。",
+        "Extension denied: the due date stands.",
+    ),
+    "push_update": ("事项有更新。", "The item has changed."),
+    "push_bundle_header": ("您有 {count} 条提醒：", "{count} updates for you:"),
+    "push_digest_header": ("今日汇总（{count} 条）：", "Your daily digest ({count}):"),
+    "push_item_button": ("#{number} 详情", "#{number} details"),
+    "push_unreachable_member": (
+        "无法向 {name}（{code}）推送消息：对方已屏蔽机器人或从未打开机器人。"
+        "请联系其在 Telegram 中重新打开机器人；之前未送达的消息可用 "
+        "closeout notifications --failed 查看。",
+        "Cannot reach {name} ({code}): they blocked the bot or never opened it. "
+        "Please ask them to open the bot again in Telegram; "
+        "closeout notifications --failed lists what did not arrive.",
+    ),
+    "push_unreachable_chat": (
+        "无法在群组 {chat} 发消息：机器人已被移出或无权发言。",
+        "Cannot post in chat {chat}: the bot was removed or may not write there.",
+    ),
 }
 
 #: Sentences for the domain's refusal codes (models.states, models.permissions, models.ledger).

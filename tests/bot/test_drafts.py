@@ -275,21 +275,42 @@ async def test_the_guided_new_refuses_a_too_long_description_and_asks_again(
 ) -> None:
     inspector = people["M003"]
     await say(client, inspector, "/new", "1/7")
-    category = await say(client, inspector, "B03", "2/7")
+    await say(client, inspector, "B03", "2/7")
     await say(client, inspector, "组织生活", "3/7")
     await say(client, inspector, "一般", "4/7")
     again = await say(client, inspector, "记" * 4001, "4/7")
     assert "描述过长（4001 字），最多 4000 字" in again.text
     await say(client, inspector, "党费收缴不及时", "5/7")
     due = await say(client, inspector, "/done", "6/7")
+    assert "2026-03-30" in due.text  # general: 20 working days
     past = await say(client, inspector, "2026-03-01", "6/7")
-    assert "已过" in past.text and due.text
+    assert "2026-03-01 已过" in past.text
     confirm = await say(client, inspector, "3", "7/7")
     assert "2026-03-05" in confirm.text and "组织生活" in confirm.text
     await say(client, inspector, "确认", "#1")
     item = item_in(engine, 1)
     assert (item.category, item.due_date) == ("组织生活", date(2026, 3, 5))
-    assert category.text
+
+
+async def test_a_forged_org_button_outside_the_scope_changes_nothing(
+    app: BotApplication,
+    client: SandboxClient,
+    people: People,
+    engine: Engine,
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    inspector = people["M003"]
+    await say(client, inspector, "/new", "1/7")
+    choices = await say(client, inspector, "党支部", "对应多个组织")
+    nonce = button(choices, "B01").split(":")[2]
+    outside = people.district.orgs["B04"]  # under C02, which GRP1 does not cover
+    last = client.last(inspector.id)
+    query = client.press(inspector, choices, f"nw:{outside}:{nonce}:org", forged=True)
+    await client.wait_for_answer(query)
+    refused = await client.wait_for(inspector.id, "1/7", after=last)
+    assert f"找不到组织“{outside}”" in refused.text and "B04" not in refused.text
+    draft = draft_of(engine, people, "M003")
+    assert draft is not None and draft.step == "org"
 
 
 async def test_a_guided_new_resumes_at_the_same_step_after_a_restart(
