@@ -81,40 +81,41 @@ def append_event(
     if head is None:
         head = ChainHead(id=1, seq=0, hash=GENESIS)
         session.add(head)
-    prev_hash = head.hash or GENESIS
-    created_at = clock.now()
-    payload = canonical(data or {})
-    seq = head.seq + 1
-    digest = event_hash(
-        seq=seq,
-        item_number=item_number,
-        actor_id=actor_id,
-        action=action,
-        from_status=from_status,
-        to_status=to_status,
-        reason=reason,
-        data=payload,
-        created_at=created_at,
-        prev_hash=prev_hash,
-    )
     event = Event(
-        seq=seq,
+        seq=head.seq + 1,
         item_number=item_number,
         actor_id=actor_id,
         action=action,
         from_status=from_status,
         to_status=to_status,
         reason=reason,
-        data=payload,
-        created_at=created_at,
-        prev_hash=prev_hash,
-        hash=digest,
+        data=canonical(data or {}),
+        created_at=clock.now(),
+        prev_hash=head.hash or GENESIS,
+        hash="",
     )
+    event.hash = _hash_of(event)
     session.add(event)
-    head.seq, head.hash = seq, digest
+    head.seq, head.hash = event.seq, event.hash
     session.add(head)
     session.flush()
     return event
+
+
+def _hash_of(event: Event) -> str:
+    # The same fields whether the event is being written or checked.
+    return event_hash(
+        seq=event.seq,
+        item_number=event.item_number,
+        actor_id=event.actor_id,
+        action=event.action,
+        from_status=event.from_status,
+        to_status=event.to_status,
+        reason=event.reason,
+        data=event.data,
+        created_at=event.created_at,
+        prev_hash=event.prev_hash,
+    )
 
 
 @dataclass(frozen=True)
@@ -162,18 +163,7 @@ def verify_chain(session: Session) -> ChainReport:
                 f"event #{event.seq} (id {event.id}) does not follow event #{event.seq - 1}",
                 event.seq,
             )
-        recomputed = event_hash(
-            seq=event.seq,
-            item_number=event.item_number,
-            actor_id=event.actor_id,
-            action=event.action,
-            from_status=event.from_status,
-            to_status=event.to_status,
-            reason=event.reason,
-            data=event.data,
-            created_at=event.created_at,
-            prev_hash=event.prev_hash,
-        )
+        recomputed = _hash_of(event)
         if recomputed != event.hash:
             return ChainReport(
                 checked,
