@@ -1,0 +1,287 @@
+"""The drafted inquiry notice (约谈函询通知书) of escalation level 2 (SPEC §5).
+
+When an item is 10 working days overdue, the leaders of the parent org get a
+notice to edit and send: a title, the unit, a body paragraph, a table of ALL
+the unit's overdue items (number, title, due date, working days overdue,
+responsible), then date and signature lines. It is a .docx written with
+python-docx, in the deployment's language; the words come from the one
+catalogue (bot/texts.py, keys `notice_*`).
+
+`overdue_lines` reads the unit's items; `inquiry_notice_docx` only builds
+bytes; `draft_inquiry_notice` stores the document as an `Attachment`, one per
+(unit, day): a second sweep on the same day finds it by its file name and
+reuses it, so every level-2 notification of the unit that day carries the
+same document.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from docx import Document
+from docx.enum.table import WD_TABLE_ALIGNMENT
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml.ns import qn
+from docx.shared import Pt
+from sqlalchemy import insert
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from bot.texts import t
+from models import clock
+from models.deadlines import days_overdue
+from models.roles import FINISHED
+from models.tables import Attachment, Item, Member
+from models.workdays import WorkCalendar
+
+#: MIME type of a .docx.
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+#: Working days the unit is given to answer in writing (the body paragraph says so; editable).
+REPLY_WORKDAYS = 5
+#: Body font: SimSun (宋体) is what official documents use; Word substitutes where missing.
+BODY_FONT = "SimSun"
+#: Point sizes of the title and the body.
+TITLE_PT, BODY_PT = 18, 12
+
+
+@dataclass(frozen=True)
+class OverdueLine:
+    """One row of the notice's table."""
+
+    number: int
+    title: str
+    due_date: date
+    days_overdue: int
+    responsible: str
+
+
+@dataclass(frozen=True)
+class InquiryNotice:
+    """What the notice says: who is inquired of, by whom, on which day, about what."""
+
+    unit_code: str
+    unit_name: str
+    issuer_name: str
+    day: date
+    items: Sequence[OverdueLine]
+
+
+def notice_file_name(unit_code: str, day: date, lang: str) -> str:
+    """The document's file name; unique per (unit, day, language), so it finds the day's draft."""
+    return t(lang, "notice_file", code=unit_code, day=day.strftime("%Y%m%d"))
+
+
+def overdue_lines(
+    session: Session, org_ids: Iterable[int], today: date, cal: WorkCalendar
+) -> dict[int, list[OverdueLine]]:
+    """Per org (not its subtree), every overdue item, most overdue first: one query."""
+    wanted = sorted(set(org_ids))
+    lines: dict[int, list[OverdueLine]] = {org_id: [] for org_id in wanted}
+    if not wanted:
+        return lines
+    rows = session.execute(
+        sa_select(
+            col(Item.org_id),
+            col(Item.number),
+            col(Item.title),
+            col(Item.due_date),
+            col(Item.status),
+            col(Member.name),
+        )
+        .outerjoin(Member, col(Member.id) == Item.responsible_id)
+        .where(
+            col(Item.org_id).in_(wanted),
+            col(Item.status).not_in(FINISHED),
+            col(Item.due_date).is_not(None),
+            col(Item.due_date) < today,
+        )
+        .order_by(col(Item.due_date), col(Item.number))
+    )
+    for org_id, number, title, due, status, name in rows:
+        if number is None or due is None:
+            continue
+        lines[org_id].append(
+            OverdueLine(
+                number=number,
+                title=title,
+                due_date=due,
+                days_overdue=days_overdue(status, due, today, cal),
+                responsible=name or "",
+            )
+        )
+    return lines
+
+
+def _long_date(lang: str, day: date) -> str:
+    return t(lang, "notice_day", year=day.year, month=day.month, day=day.day, iso=day.isoformat())
+
+
+#: The styles a notice uses (and what they are based on); python-docx's default
+#: template carries ~440 KB of others, which every open and save would parse.
+_STYLES_KEPT = frozenset({"Normal", "DefaultParagraphFont", "TableNormal", "NoList", "TableGrid"})
+
+
+@functools.cache
+def _template() -> bytes:
+    """python-docx's default document, slimmed, with the body font set once on Normal.
+
+    Built once per process; each notice opens a copy (a few ms, not the ~20 ms
+    of the full default template) and saves it (likewise).
+    """
+    document = Document()
+    styles = document.styles.element
+    for style in styles.findall(qn("w:style")):
+        if style.get(qn("w:styleId")) not in _STYLES_KEPT:
+            styles.remove(style)
+    for latent in styles.findall(qn("w:latentStyles")):
+        styles.remove(latent)
+    for rel_id, rel in list(document.part.rels.items()):
+        if rel.reltype.endswith("/stylesWithEffects"):
+            document.part.drop_rel(rel_id)
+    normal = document.styles["Normal"]
+    normal.font.name = BODY_FONT
+    normal.font.size = Pt(BODY_PT)
+    # Word picks East Asian glyphs from eastAsia, not from the Latin font name.
+    normal.element.get_or_add_rPr().get_or_add_rFonts().set(qn("w:eastAsia"), BODY_FONT)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def _paragraph(document, text: str, *, align=None, size: int | None = None, bold: bool = False):  # type: ignore[no-untyped-def]
+    paragraph = document.add_paragraph()
+    if align is not None:
+        paragraph.alignment = align
+    run = paragraph.add_run(text)
+    if size is not None:
+        run.font.size = Pt(size)
+    if bold:
+        run.font.bold = True
+    return paragraph
+
+
+def inquiry_notice_docx(notice: InquiryNotice, lang: str) -> bytes:
+    """The notice as .docx bytes, in `lang` ("zh" or "en"), ready to edit and send."""
+    document = Document(io.BytesIO(_template()))
+    _paragraph(
+        document,
+        t(lang, "notice_title"),
+        size=TITLE_PT,
+        bold=True,
+        align=WD_ALIGN_PARAGRAPH.CENTER,
+    )
+    _paragraph(document, t(lang, "notice_to", unit=notice.unit_name, code=notice.unit_code))
+    longest = max((line.days_overdue for line in notice.items), default=0)
+    body = _paragraph(
+        document,
+        t(
+            lang,
+            "notice_body",
+            day=_long_date(lang, notice.day),
+            count=len(notice.items),
+            longest=longest,
+            reply_days=REPLY_WORKDAYS,
+            issuer=notice.issuer_name,
+        ),
+    )
+    body.paragraph_format.first_line_indent = Pt(2 * BODY_PT)
+
+    headers = [
+        t(lang, "notice_col_number"),
+        t(lang, "notice_col_title"),
+        t(lang, "notice_col_due"),
+        t(lang, "notice_col_overdue"),
+        t(lang, "notice_col_responsible"),
+    ]
+    table = document.add_table(rows=1 + len(notice.items), cols=len(headers))
+    table.style = document.styles["Table Grid"]
+    table.alignment = WD_TABLE_ALIGNMENT.CENTER
+    rows = table.rows
+    for cell, header in zip(rows[0].cells, headers, strict=True):
+        cell.paragraphs[0].add_run(header).font.bold = True
+    for row, line in zip(rows[1:], notice.items, strict=True):
+        values = (
+            f"#{line.number}",
+            line.title,
+            line.due_date.isoformat(),
+            str(line.days_overdue),
+            line.responsible,
+        )
+        for cell, value in zip(row.cells, values, strict=True):
+            cell.text = value
+
+    _paragraph(document, "")
+    _paragraph(document, t(lang, "notice_signature"), align=WD_ALIGN_PARAGRAPH.RIGHT)
+    _paragraph(document, notice.issuer_name, align=WD_ALIGN_PARAGRAPH.RIGHT)
+    _paragraph(document, _long_date(lang, notice.day), align=WD_ALIGN_PARAGRAPH.RIGHT)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def find_notices(
+    session: Session, unit_codes: Iterable[str], day: date, lang: str
+) -> dict[str, int]:
+    """The notices already drafted on `day` for these units, as {unit code: attachment id}."""
+    names = {notice_file_name(code, day, lang): code for code in unit_codes}
+    if not names:
+        return {}
+    found: dict[str, int] = {}
+    for attachment_id, file_name in session.exec(
+        select(Attachment.id, Attachment.file_name)
+        .where(col(Attachment.file_name).in_(names))
+        .order_by(col(Attachment.id))
+    ):
+        if attachment_id is not None:
+            found.setdefault(names[file_name], attachment_id)
+    return found
+
+
+def store_notice(session: Session, notice: InquiryNotice, lang: str) -> int:
+    """Write the notice as an `Attachment` in the caller's transaction; returns its id.
+
+    A Core insert: a sweep drafting thousands keeps no document in the session.
+    """
+    statement = (
+        insert(Attachment)
+        .values(
+            file_name=notice_file_name(notice.unit_code, notice.day, lang),
+            mime_type=DOCX_MIME,
+            content=inquiry_notice_docx(notice, lang),
+            created_at=clock.now(),
+        )
+        .returning(col(Attachment.id))
+    )
+    return int(session.execute(statement).scalar_one())
+
+
+def draft_inquiry_notice(
+    session: Session,
+    *,
+    org_id: int,
+    unit_code: str,
+    unit_name: str,
+    issuer_name: str,
+    today: date,
+    cal: WorkCalendar,
+    lang: str,
+) -> int:
+    """The id of the unit's inquiry notice for `today`: the one already drafted, or a new one.
+
+    Writes an `Attachment` in the caller's transaction when none exists yet.
+    """
+    existing = find_notices(session, [unit_code], today, lang)
+    if unit_code in existing:
+        return existing[unit_code]
+    notice = InquiryNotice(
+        unit_code=unit_code,
+        unit_name=unit_name,
+        issuer_name=issuer_name,
+        day=today,
+        items=overdue_lines(session, [org_id], today, cal)[org_id],
+    )
+    return store_notice(session, notice, lang)
