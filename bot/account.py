@@ -7,7 +7,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler
 
 from bot.commands import commands_for
-from bot.guard import CONTINUE_PAYLOAD, Who, command, guess_lang, is_group, lookup, reply
+from bot.guard import CONTINUE_PAYLOAD, Who, command, guess_lang, is_group, lookup, reply, who_is
 from bot.services import Context
 from bot.texts import role_word, t
 from models.invites import InviteRefused, redeem_invite
@@ -37,7 +37,7 @@ async def start(update: Update, context: Context) -> None:
         assert who is not None
         await reply(update, t(who.lang, "bound", name=who.name, org=who.org_name))
         return
-    who = await services.db(lambda session: lookup(session, user.id, default))
+    who = await who_is(context, user.id)
     if who is None:
         await reply(update, t(guess_lang(update, default), "unbound"))
         return

@@ -10,8 +10,8 @@ a forged, stale or out-of-scope press is answered with the refusal and
 changes nothing.
 
 Dates are typed as people type them (`models.sheets.parse_date`: 2026-03-20,
-2026/3/20, 2026.3.20, 2026年3月20日) or as a bare number N, meaning N working
-days from today, as in `/new`'s DUE; the reply names the date it came to.
+2026/3/20, 2026.3.20, 2026年3月20日) or as a number N of working days from
+today, as in `/new`'s DUE (bot/arguments.py); the reply names the date it came to.
 
 An item the reader may not see at all is answered as unknown, exactly like a
 number that does not exist, so guessing numbers reveals nothing (SPEC §1).
@@ -22,20 +22,20 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
 
 from sqlmodel import Session
 from telegram import Message, Update
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
+from bot.arguments import command_text, first_word, item_number, looks_like_day, typed_day
 from bot.callbacks import Press
-from bot.cards import Card, item_card
-from bot.guard import Who, answer, button, command, guess_lang, lookup, reply
-from bot.replies import markup, record_sent
+from bot.cards import Card
+from bot.conversations.reasons import ask_reason
+from bot.guard import Who, answer, button, command, guess_lang, reply, who_is
+from bot.replies import card_for, markup, record_sent, send
 from bot.services import Context, Services
 from bot.texts import t
-from models.drafts import start_draft
 from models.ledger import (
     InputRefused,
     act,
@@ -49,24 +49,14 @@ from models.ledger import (
 )
 from models.orgs import resolve_org
 from models.permissions import can_view, check
-from models.sheets import parse_date
 from models.states import Action, actions_allowed_in, next_status
-from models.summaries import Facts, summarize
+from models.summaries import Facts
 from models.tables import Item, Org
 
 #: The button verbs this module answers (bot.callbacks); `sub`, `itm` and `pg`
 #: belong to the conversations and the queries.
 BUTTON_PATTERN = r"^(ack|ver|rej|xa|xd):"
-#: How far ahead a typed date may lie, in years. Further is a typo, and would
-#: make every working-day count on the item walk that many years of calendar.
-DATE_HORIZON_YEARS = 10
-#: Characters of a wrong argument quoted back in a refusal.
-VALUE_SHOWN = 40
-#: The draft flow whose next message is a reason (consumed by bot/drafts.py).
-REASON_FLOW = "reason"
 
-_NUMBER = re.compile(r"[#＃]?(\d{1,9})")
-_WORKDAYS = re.compile(r"\d{1,3}")
 _PIPE = re.compile(r"[|｜]")
 _ORG_SEPARATORS = re.compile(r"[\s,，、;；]+")
 _ALL = frozenset({"all", "全部"})
@@ -74,28 +64,6 @@ _NOT_MODIFIED = "message is not modified"
 
 
 # --- reading the arguments (pure) ----------------------------------------------
-
-
-def arguments(text: str | None) -> str:
-    """What follows the command word (`/reject@bot 12 原因` → `12 原因`), line breaks kept."""
-    parts = (text or "").split(maxsplit=1)
-    return parts[1].strip() if len(parts) > 1 else ""
-
-
-def first_word(text: str) -> tuple[str, str]:
-    """The first word of `text` and the rest, stripped; ("", "") for blank text."""
-    parts = text.split(maxsplit=1)
-    if not parts:
-        return "", ""
-    return parts[0], parts[1].strip() if len(parts) > 1 else ""
-
-
-def item_number(word: str) -> int:
-    """The item number in `12`, `#12` or `＃１２`; InputRefused("bad_number") otherwise."""
-    match = _NUMBER.fullmatch(word)
-    if match is None:
-        raise InputRefused("bad_number", {"value": word[:VALUE_SHOWN]})
-    return int(match.group(1))
 
 
 def step_and_day(text: str) -> tuple[str, str] | None:
@@ -108,41 +76,10 @@ def step_and_day(text: str) -> tuple[str, str] | None:
         step, day = text[: bars[-1].start()].strip(), text[bars[-1].end() :].strip()
     else:
         words = text.rsplit(maxsplit=1)
-        if len(words) != 2 or not _looks_like_day(words[1]):
+        if len(words) != 2 or not looks_like_day(words[1]):
             return None
         step, day = words[0].strip(), words[1]
     return (step, day) if step and day else None
-
-
-def _looks_like_day(word: str) -> bool:
-    if _WORKDAYS.fullmatch(word):
-        return True
-    try:
-        parse_date(word)
-    except ValueError:
-        return False
-    return True
-
-
-def typed_day(text: str, facts: Facts) -> date:
-    """The date a person typed: a date in the forms people type, or N working days from today.
-
-    Raises InputRefused: `bad_date`, `due_in_past`, or `date_too_far` (past
-    DATE_HORIZON_YEARS).
-    """
-    text = text.strip()
-    if _WORKDAYS.fullmatch(text):
-        day = facts.calendar.add_workdays(facts.today, int(text))
-    else:
-        try:
-            day = parse_date(text)
-        except ValueError:
-            raise InputRefused("bad_date", {"value": text[:VALUE_SHOWN]}) from None
-    if day < facts.today:
-        raise InputRefused("due_in_past", {"due": day.isoformat()})
-    if day > facts.today + timedelta(days=366 * DATE_HORIZON_YEARS):
-        raise InputRefused("date_too_far", {"due": day.isoformat(), "years": DATE_HORIZON_YEARS})
-    return day
 
 
 def split_targets(text: str) -> list[str] | None:
@@ -162,8 +99,6 @@ class Outcome:
 
     intro: str
     card: Card
-    number: int
-    version: int
 
 
 Change = Callable[[Session, Facts, Item], tuple[Item, str]]
@@ -192,9 +127,7 @@ def _changed(
     def work(session: Session) -> Outcome:
         facts = services.facts(session)
         item, intro = change(session, facts, reachable(session, who, number, action))
-        summary = summarize(session, item, facts, reader=who.actor)
-        card = item_card(who.lang, summary, intro=intro)
-        return Outcome(intro, card, summary.number, summary.version)
+        return Outcome(intro, card_for(session, facts, who, item, intro))
 
     return work
 
@@ -202,32 +135,14 @@ def _changed(
 async def _reply_card(
     update: Update, context: Context, who: Who, number: int, action: str, change: Change
 ) -> None:
-    # Make the change, answer with the fresh card, and remember the card.
+    # Make the change, answer with the fresh card (recorded by `send`).
     services = context.services
     outcome = await services.db(_changed(services, who, number, action, change))
-    message = update.effective_message
-    assert message is not None
-    sent = await message.reply_text(outcome.card.text, reply_markup=markup(outcome.card))
-    await _remember(services, who, sent, outcome)
-
-
-async def _remember(services: Services, who: Who, message: Message, outcome: Outcome) -> None:
-    await record_sent(
-        services,
-        message,
-        item_number=outcome.number,
-        member_id=who.member_id,
-        version=outcome.version,
-    )
+    await send(update, context, who, outcome.card)
 
 
 async def _usage(update: Update, who: Who, key: str) -> None:
     await reply(update, t(who.lang, key))
-
-
-def _command_text(update: Update) -> str:
-    message = update.effective_message
-    return arguments(message.text if message else None)
 
 
 # --- commands -------------------------------------------------------------------------
@@ -236,7 +151,7 @@ def _command_text(update: Update) -> str:
 @command()
 async def verify(update: Update, context: Context, who: Who) -> None:
     """Close off a submitted item (销号)."""
-    word, rest = first_word(_command_text(update))
+    word, rest = first_word(command_text(update))
     if not word or rest:
         await _usage(update, who, "usage_verify")
         return
@@ -251,7 +166,7 @@ async def verify(update: Update, context: Context, who: Who) -> None:
 @command()
 async def reject(update: Update, context: Context, who: Who) -> None:
     """Return a submitted item for rework, saying why (整改不到位)."""
-    word, reason = first_word(_command_text(update))
+    word, reason = first_word(command_text(update))
     if not word or not reason:
         await _usage(update, who, "usage_reject")
         return
@@ -267,7 +182,7 @@ async def reject(update: Update, context: Context, who: Who) -> None:
 @command()
 async def plan(update: Update, context: Context, who: Who) -> None:
     """Add a step to the item's roadmap, with its date."""
-    word, rest = first_word(_command_text(update))
+    word, rest = first_word(command_text(update))
     parts = step_and_day(rest) if word else None
     if parts is None:
         await _usage(update, who, "usage_plan")
@@ -287,7 +202,7 @@ async def plan(update: Update, context: Context, who: Who) -> None:
 @command()
 async def note(update: Update, context: Context, who: Who) -> None:
     """Record a progress note on the item (optional, SPEC §7)."""
-    word, text = first_word(_command_text(update))
+    word, text = first_word(command_text(update))
     if not word or not text:
         await _usage(update, who, "usage_note")
         return
@@ -302,7 +217,7 @@ async def note(update: Update, context: Context, who: Who) -> None:
 @command()
 async def extend(update: Update, context: Context, who: Who) -> None:
     """Ask to move the item's due date; the approvers are told (延期)."""
-    word, rest = first_word(_command_text(update))
+    word, rest = first_word(command_text(update))
     typed, reason = first_word(rest)
     if not word or not typed or not reason:
         await _usage(update, who, "usage_extend")
@@ -320,7 +235,7 @@ async def extend(update: Update, context: Context, who: Who) -> None:
 @command()
 async def split(update: Update, context: Context, who: Who) -> None:
     """Hand the item down to orgs below it (分解下发), or to every branch below with `all`."""
-    word, rest = first_word(_command_text(update))
+    word, rest = first_word(command_text(update))
     targets = split_targets(rest) if word else []
     if targets == []:
         await _usage(update, who, "usage_split")
@@ -373,7 +288,7 @@ async def _edit_card(
                 chat_id, outcome.card.text, reply_markup=markup(outcome.card)
             )
     if isinstance(shown, Message):
-        await _remember(services, who, shown, outcome)
+        await record_sent(services, shown, outcome.card, member_id=who.member_id)
 
 
 async def acknowledge_button(update: Update, context: Context, who: Who, press: Press) -> None:
@@ -423,7 +338,11 @@ async def _decide(
 
 
 async def reject_button(update: Update, context: Context, who: Who, press: Press) -> None:
-    """Ask for the reason of a rejection: the presser's next message is it (bot/drafts.py)."""
+    """Ask for the reason of a rejection: the presser's next message is it.
+
+    The reason flow is the conversations' (bot/conversations/reasons.py): it is
+    refused, and the open /submit or guided /new kept, while one holds material.
+    """
     services = context.services
     number = press.number
 
@@ -433,13 +352,7 @@ async def reject_button(update: Update, context: Context, who: Who, press: Press
             raise InputRefused("stale", {"number": number})
         if Action.REJECT not in actions_allowed_in(item.status):
             next_status(item.status, Action.REJECT)  # raises the refusal naming the status
-        start_draft(
-            session,
-            who.member_id,
-            REASON_FLOW,
-            item_number=number,
-            data={"action": Action.REJECT.value, "version": press.version},
-        )
+        ask_reason(session, who.member_id, number, Action.REJECT.value, press.version)
 
     await services.db(work)
     prompt = t(who.lang, "reason_prompt", number=number)
@@ -476,10 +389,9 @@ async def invalid_button(update: Update, context: Context) -> None:
     user = update.effective_user
     if update.callback_query is None:
         return
-    default = context.services.settings.LANGUAGE
-    lang = guess_lang(update, default)
+    lang = guess_lang(update, context.services.settings.LANGUAGE)
     if user is not None:
-        who = await context.services.db(lambda session: lookup(session, user.id, default))
+        who = await who_is(context, user.id)
         lang = who.lang if who is not None else lang
     await answer(update, t(lang, "button_invalid"), alert=True)
 

@@ -22,7 +22,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import account, actions, drafts, queries
+from bot import account, actions, conversations, queries, spotchecks
 from bot.commands import COMMANDS
 from bot.guard import guess_lang, reply
 from bot.services import BotApplication, Context, Services
@@ -39,7 +39,11 @@ API_TIMEOUT = 20.0
 def build_application(settings: Settings, engine: Engine) -> BotApplication:
     """The bot, wired and ready to start; talks to TELEGRAM_API_URL."""
     services = Services(engine=engine, settings=settings)
-    context_types = ContextTypes(context=Context, bot_data=lambda: services)  # type: ignore[arg-type]
+    # PTB makes bot_data by calling what it is given, typed as a class; ours is
+    # the one Services object, so a factory stands there.
+    context_types: ContextTypes[Context, dict, dict, Services] = ContextTypes(  # type: ignore[call-overload]
+        context=Context, bot_data=lambda: services
+    )
     application = (
         ApplicationBuilder()
         .token(settings.BOT_TOKEN or "")
@@ -54,10 +58,12 @@ def build_application(settings: Settings, engine: Engine) -> BotApplication:
         .read_timeout(API_TIMEOUT)
         .write_timeout(API_TIMEOUT)
         .post_init(_post_init)
+        # Scheduling is `closeout scheduler`'s (DESIGN "Scheduling"), not PTB's JobQueue.
+        .job_queue(None)
         .build()
     )
     _add_handlers(application)
-    return application  # type: ignore[return-value]
+    return application
 
 
 def _add_handlers(application: BotApplication) -> None:
@@ -65,7 +71,7 @@ def _add_handlers(application: BotApplication) -> None:
     # their verb, so the families do not overlap; the conversations' handlers
     # for free messages (evidence, reasons, replies to cards) come after every
     # command, and the catch-all for unknown commands comes last.
-    for module in (account, queries, actions, drafts):
+    for module in (account, queries, actions, spotchecks, conversations):
         for handler in module.handlers():
             application.add_handler(handler)
     application.add_handler(CallbackQueryHandler(actions.invalid_button))

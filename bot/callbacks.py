@@ -24,7 +24,7 @@ VERBS = {
     "xd": "extend_deny",
     "itm": "details",
     "pg": "page",
-    # The conversations' own (bot/drafts.py): a guided /new's answer, "submit without evidence".
+    # The conversations' own (bot/conversations/): a guided /new's answer, "submit anyway".
     "nw": "new_flow",
     "sb": "submit_flow",
 }

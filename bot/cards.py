@@ -27,6 +27,9 @@ Button = tuple[str, str]
 class Card:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = field(default=())
+    #: (number, version) of the item an item card shows, from `item_card`; None for any
+    #: other message. Only item cards are recorded for reply-to-attach and in-place edits.
+    shows: tuple[int, int] | None = None
 
     def reply_markup(self) -> dict[str, Any] | None:
         """Bot API JSON for the buttons, or None when there are none."""
@@ -104,7 +107,7 @@ def item_card(lang: str, item: ItemSummary, *, intro: str | None = None) -> Card
             t(lang, "card_children", closed=item.children_closed, total=item.children_total)
         )
     lines.append(" · ".join(facts))
-    return Card(clip("\n".join(lines)), buttons_for(lang, item))
+    return Card(clip("\n".join(lines)), buttons_for(lang, item), (item.number, item.version))
 
 
 def item_line(lang: str, item: ItemSummary) -> str:

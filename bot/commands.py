@@ -56,6 +56,12 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "spotcheck", frozenset({"admin", "inspector"}), "本月抽查任务", "This month's spot checks"
     ),
+    Command(
+        "lookback",
+        frozenset({"admin", "inspector"}),
+        "回头看复查：/lookback 编号 pass|fail 问题",
+        "Look-back result: /lookback N pass|fail WHAT",
+    ),
     Command("lang", EVERYONE, "语言：/lang zh|en", "Language: /lang zh|en"),
     Command("whoami", EVERYONE, "我的身份", "Who am I"),
     Command("help", EVERYONE, "帮助", "Help"),

@@ -5,7 +5,9 @@ in the directory (an unbound user gets a short polite refusal and no data),
 keeps personal commands out of group chats (a button continues in private),
 and turns a domain refusal into one sentence in the reader's language.
 Button presses are wrapped by `button`, the same checks for callback queries:
-the refusal is the query's answer, and nothing else changes.
+the refusal is the query's answer, and nothing else changes. Both render a
+refusal with `texts.refusal` unless given their own `explain` (the
+conversations name the field or the scope, bot/conversations/flows.py).
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class Who:
 
 
 Handler = Callable[[Update, Context, Who], Awaitable[None]]
+#: What python-telegram-bot's handlers take: a coroutine function of (update, context).
+Callback = Callable[[Update, Context], Coroutine[Any, Any, None]]
+#: A refusal as one sentence in a language (texts.refusal, or a module's own).
+Explain = Callable[[str, Refused], str]
 
 
 def lookup(session: Session, telegram_user_id: int, default_lang: str) -> Who | None:
@@ -62,6 +68,12 @@ def lookup(session: Session, telegram_user_id: int, default_lang: str) -> Who | 
         lang=member.language or default_lang,
         actor=actor_for(session, member.id),
     )
+
+
+async def who_is(context: Context, telegram_user_id: int) -> Who | None:
+    """The bound member for a Telegram user, or None; one transaction of its own."""
+    default = context.services.settings.LANGUAGE
+    return await context.services.db(lambda session: lookup(session, telegram_user_id, default))
 
 
 def guess_lang(update: Update, default: str) -> str:
@@ -92,22 +104,24 @@ async def continue_in_private(update: Update, context: Context, lang: str) -> No
 
 
 def command(
-    *, in_groups: bool = False
-) -> Callable[[Handler], Callable[[Update, Context], Awaitable[None]]]:
-    """Wrap a handler: bound members only; private chats only unless `in_groups`."""
+    *, in_groups: bool = False, explain: Explain = refusal
+) -> Callable[[Handler], Callback]:
+    """Wrap a handler: bound members only; private chats only unless `in_groups`.
 
-    def wrap(handler: Handler) -> Callable[[Update, Context], Awaitable[None]]:
+    A `Refused` raised inside is answered with `explain(lang, refused)`.
+    """
+
+    def wrap(handler: Handler) -> Callback:
         @functools.wraps(handler)
         async def wrapped(update: Update, context: Context) -> None:
             user = update.effective_user
             if user is None:
                 return
-            services = context.services
-            default = services.settings.LANGUAGE
-            who = await services.db(lambda session: lookup(session, user.id, default))
+            who = await who_is(context, user.id)
             if who is None:
                 if is_group(update):
                     return  # strangers in a work chat get silence, not a lecture
+                default = context.services.settings.LANGUAGE
                 await reply(update, t(guess_lang(update, default), "unbound"))
                 return
             if is_group(update) and not in_groups:
@@ -116,7 +130,7 @@ def command(
             try:
                 await handler(update, context, who)
             except Refused as refused:
-                await reply(update, refusal(who.lang, refused))
+                await reply(update, explain(who.lang, refused))
 
         return wrapped
 
@@ -135,27 +149,28 @@ async def answer(update: Update, text: str, *, alert: bool = False) -> None:
 
 
 def button(
-    *, in_groups: bool = False
-) -> Callable[[ButtonHandler], Callable[[Update, Context], Coroutine[Any, Any, None]]]:
+    *, in_groups: bool = False, explain: Explain = refusal
+) -> Callable[[ButtonHandler], Callback]:
     """Wrap a button handler: bound members only, our own data only, refusals as the answer.
 
     The handler gets the decoded `Press` and answers the query itself when it
     succeeds. Everything refused here or raised inside as a `Refused` (a forged,
-    stale or out-of-scope press) is answered with one sentence as an alert, and
-    the pressed message is left as it was. Presses in group chats are refused
-    unless `in_groups`: an item's buttons act for one person, not for the room.
+    stale or out-of-scope press) is answered with one sentence as an alert
+    (`explain(lang, refused)`), and the pressed message is left as it was.
+    Presses in group chats are refused unless `in_groups`: an item's buttons
+    act for one person, lists and details are personal, and none of them is
+    for the room.
     """
 
-    def wrap(handler: ButtonHandler) -> Callable[[Update, Context], Coroutine[Any, Any, None]]:
+    def wrap(handler: ButtonHandler) -> Callback:
         @functools.wraps(handler)
         async def wrapped(update: Update, context: Context) -> None:
             user = update.effective_user
             if update.callback_query is None or user is None:
                 return
-            services = context.services
-            default = services.settings.LANGUAGE
-            who = await services.db(lambda session: lookup(session, user.id, default))
+            who = await who_is(context, user.id)
             if who is None:
+                default = context.services.settings.LANGUAGE
                 await answer(update, t(guess_lang(update, default), "unbound"), alert=True)
                 return
             if is_group(update) and not in_groups:
@@ -168,7 +183,7 @@ def button(
             try:
                 await handler(update, context, who, press)
             except Refused as refused:
-                await answer(update, refusal(who.lang, refused), alert=True)
+                await answer(update, explain(who.lang, refused), alert=True)
 
         return wrapped
 

@@ -9,13 +9,11 @@ presser's own items and nothing else.
 
 from __future__ import annotations
 
-import functools
 import io
 import re
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -24,11 +22,12 @@ from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot import callbacks
+from bot.arguments import item_number
 from bot.cards import Button, Card, clip, item_card, item_line, list_card, pager
-from bot.guard import Who, command, guess_lang, is_group, lookup, reply
-from bot.replies import markup, record_sent
+from bot.guard import Who, button, command, is_group, reply
+from bot.replies import card_for, markup, send
 from bot.services import Context, Services
-from bot.texts import event_word, refusal, status_word, t
+from bot.texts import event_word, status_word, t
 from models.export import export_rows, write_xlsx
 from models.ledger import InputRefused
 from models.queries import (
@@ -51,8 +50,7 @@ from models.queries import (
     three_lists,
 )
 from models.roles import STATUSES
-from models.states import Refused
-from models.summaries import ItemSummary, summarize, summarize_many
+from models.summaries import ItemSummary, summarize_many
 from models.tables import Milestone, Org
 
 # The views a page button can ask for (callback verb `pg`, arg "VIEW[.ORG_ID]").
@@ -152,7 +150,7 @@ def details_card(lang: str, details: ItemDetails, *, today: date, zone: ZoneInfo
             if event.reason:
                 line += t(lang, "history_reason", reason=event.reason)
             lines.append(line)
-    return Card(clip("\n".join(lines)), card.buttons)
+    return replace(card, text=clip("\n".join(lines)))
 
 
 def _details_rows(summaries: Sequence[ItemSummary]) -> tuple[tuple[Button, ...], ...]:
@@ -241,27 +239,18 @@ def _lists_card(
 # --- the views: one transaction each, for the person asking -------------------------
 
 
-@dataclass(frozen=True)
-class MyView:
-    card: Card
-    #: Set when the list holds exactly one item: its full card is sent instead.
-    single: ItemSummary | None = None
-
-
-def _my_view(
-    services: Services, who: Who, page: int, *, single: bool
-) -> Callable[[Session], MyView]:
-    def work(session: Session) -> MyView:
+def _my_view(services: Services, who: Who, page: int, *, single: bool) -> Callable[[Session], Card]:
+    # With `single`, a list of exactly one item is that item's full card instead.
+    def work(session: Session) -> Card:
         facts = services.facts(session)
         found = my_items(session, who.actor, page=page)
         if single and found.total == 1:
-            summary = summarize(session, found.items[0], facts, reader=who.actor)
-            return MyView(item_card(who.lang, summary), summary)
+            return card_for(session, facts, who, found.items[0])
         if not found.total:
-            return MyView(Card(t(who.lang, "my_empty")))
+            return Card(t(who.lang, "my_empty"))
         summaries = summarize_many(session, found.items, facts)
         title = t(who.lang, "my_header", total=found.total)
-        return MyView(_page_card(who.lang, title, summaries, found, MY))
+        return _page_card(who.lang, title, summaries, found, MY)
 
     return work
 
@@ -310,17 +299,12 @@ def _lists_view(
 async def _send_details(update: Update, context: Context, who: Who, number: int) -> None:
     services = context.services
 
-    def work(session: Session) -> tuple[Card, int]:
+    def work(session: Session) -> Card:
         facts = services.facts(session)
         details = item_details(session, who.actor, number, facts)
-        card = details_card(who.lang, details, today=facts.today, zone=services.settings.zone)
-        return card, details.summary.version
+        return details_card(who.lang, details, today=facts.today, zone=services.settings.zone)
 
-    card, version = await services.db(work)
-    message = update.effective_message
-    assert message is not None
-    sent = await message.reply_text(card.text, reply_markup=markup(card), do_quote=False)
-    await record_sent(services, sent, item_number=number, member_id=who.member_id, version=version)
+    await send(update, context, who, await services.db(work))
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -330,25 +314,7 @@ async def _send_details(update: Update, context: Context, who: Who, number: int)
 async def my(update: Update, context: Context, who: Who) -> None:
     """List my open items, most urgent first."""
     services = context.services
-    view = await services.db(_my_view(services, who, 0, single=True))
-    message = update.effective_message
-    assert message is not None
-    sent = await message.reply_text(view.card.text, reply_markup=markup(view.card), do_quote=False)
-    if view.single is not None:
-        await record_sent(
-            services,
-            sent,
-            item_number=view.single.number,
-            member_id=who.member_id,
-            version=view.single.version,
-        )
-
-
-def _number(text: str) -> int:
-    digits = text.strip().lstrip("#＃")
-    if not digits.isdigit():
-        raise InputRefused("bad_number", {"value": text})
-    return int(digits)
+    await send(update, context, who, await services.db(_my_view(services, who, 0, single=True)))
 
 
 @command()
@@ -357,7 +323,7 @@ async def item(update: Update, context: Context, who: Who) -> None:
     if not context.args:
         await reply(update, t(who.lang, "item_usage"))
         return
-    await _send_details(update, context, who, _number(context.args[0]))
+    await _send_details(update, context, who, item_number(context.args[0]))
 
 
 def _chat_scope(services: Services, chat_id: int) -> Callable[[Session], tuple[str, ...] | None]:
@@ -403,7 +369,7 @@ async def overdue(update: Update, context: Context, who: Who) -> None:
     """List the scope's overdue items, most overdue first."""
     services = context.services
     card = await services.db(_overdue_view(services, who, 0, text=_org_text(context)))
-    await reply(update, card.text, markup(card))
+    await send(update, context, who, card)
 
 
 @command()
@@ -411,7 +377,7 @@ async def lists(update: Update, context: Context, who: Who) -> None:
     """Show the disclosed three lists of my org, or of an org in my scope."""
     services = context.services
     card = await services.db(_lists_view(services, who, 0, text=_org_text(context)))
-    await reply(update, card.text, markup(card))
+    await send(update, context, who, card)
 
 
 @command()
@@ -450,39 +416,6 @@ async def export(update: Update, context: Context, who: Who) -> None:
 
 # --- buttons ------------------------------------------------------------------------------
 
-ButtonHandler = Callable[[Update, Context, Who, callbacks.Press], Awaitable[None]]
-
-
-def _button(handler: ButtonHandler) -> Callable[[Update, Context], Coroutine[Any, Any, None]]:
-    # The guard for presses: a bound member, a press we drew, and a refusal
-    # answered as an alert. The handler answers the query itself on success,
-    # so every press is answered exactly once.
-    @functools.wraps(handler)
-    async def wrapped(update: Update, context: Context) -> None:
-        query, user = update.callback_query, update.effective_user
-        if query is None or user is None:
-            return
-        services = context.services
-        default = services.settings.LANGUAGE
-        who = await services.db(lambda session: lookup(session, user.id, default))
-        if who is None:
-            await query.answer(t(guess_lang(update, default), "unbound"), show_alert=True)
-            return
-        press = callbacks.decode(query.data)
-        if press is None:
-            await query.answer(t(who.lang, "button_invalid"), show_alert=True)
-            return
-        if is_group(update):
-            # Lists and details are personal: never drawn into a work chat.
-            await query.answer(t(who.lang, "private_only"), show_alert=True)
-            return
-        try:
-            await handler(update, context, who, press)
-        except Refused as refused:
-            await query.answer(refusal(who.lang, refused), show_alert=True)
-
-    return wrapped
-
 
 def _view_arg(arg: str) -> tuple[str, int | None]:
     view, _, org = arg.partition(".")
@@ -491,7 +424,7 @@ def _view_arg(arg: str) -> tuple[str, int | None]:
     return view, int(org) if org else None
 
 
-@_button
+@button()
 async def turn_page(update: Update, context: Context, who: Who, press: callbacks.Press) -> None:
     """Show another page of a list, read again for whoever pressed."""
     query = update.callback_query
@@ -499,7 +432,7 @@ async def turn_page(update: Update, context: Context, who: Who, press: callbacks
     services = context.services
     view, org_id = _view_arg(press.arg)
     if view == MY:
-        card = (await services.db(_my_view(services, who, press.number, single=False))).card
+        card = await services.db(_my_view(services, who, press.number, single=False))
     elif view == OVERDUE:
         card = await services.db(_overdue_view(services, who, press.number, org_id=org_id))
     elif view == LISTS:
@@ -516,7 +449,7 @@ async def turn_page(update: Update, context: Context, who: Who, press: callbacks
     await query.answer()
 
 
-@_button
+@button()
 async def show_details(update: Update, context: Context, who: Who, press: callbacks.Press) -> None:
     """Show an item's details under the message whose button was pressed."""
     query = update.callback_query

@@ -1,18 +1,27 @@
 """Sending what the cards module renders, and remembering item cards.
 
-Every message about an item is recorded (chat, message id, item), so a reply
-to it attaches to that item and a later change can edit it in place (SPEC §7).
+Every item card the bot shows (cards.item_card: `Card.shows` is set) is
+recorded (chat, message id, item, version), so a reply to it attaches to that
+item and a later change can edit it in place (SPEC §7). Other messages — an
+acknowledgement, a question, a list — are not recorded: an in-place edit
+would turn them into cards.
 """
 
 from __future__ import annotations
 
-from sqlmodel import Session
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
+import contextlib
 
-from bot.cards import Card
-from bot.services import Services
+from sqlmodel import Session
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
+
+from bot.cards import Card, item_card
+from bot.guard import Who
+from bot.services import Context, Services
 from models import clock
+from models.summaries import Facts, summarize
 from models.tables import Card as CardRow
+from models.tables import Item
 
 
 def markup(card: Card) -> InlineKeyboardMarkup | None:
@@ -25,6 +34,31 @@ def markup(card: Card) -> InlineKeyboardMarkup | None:
             for row in card.buttons
         ]
     )
+
+
+def card_for(
+    session: Session, facts: Facts, who: Who, item: Item, intro: str | None = None
+) -> Card:
+    """Item's card as `who` sees it now: summarized for them, in their language."""
+    return item_card(who.lang, summarize(session, item, facts, reader=who.actor), intro=intro)
+
+
+async def send(update: Update, context: Context, who: Who, card: Card) -> None:
+    """Answer in the update's chat with `card`; an item card is recorded for replies and edits."""
+    message = update.effective_message
+    if message is None:
+        return
+    sent = await message.reply_text(card.text, reply_markup=markup(card), do_quote=False)
+    await record_sent(context.services, sent, card, member_id=who.member_id)
+
+
+async def drop_buttons(update: Update) -> None:
+    """Take the buttons off the pressed message (its question is answered), if it still has them."""
+    query = update.callback_query
+    if query is None:
+        return
+    with contextlib.suppress(BadRequest):
+        await query.edit_message_reply_markup(reply_markup=None)
 
 
 def remember_card(
@@ -52,15 +86,18 @@ def remember_card(
 
 
 async def record_sent(
-    services: Services, message: Message, *, item_number: int, member_id: int | None, version: int
+    services: Services, message: Message, card: Card, *, member_id: int | None
 ) -> None:
-    """Remember a message the bot just sent (or edited) about an item."""
+    """Remember a message the bot just sent (or edited) showing `card`, if it is an item card."""
+    if card.shows is None:
+        return
+    number, version = card.shows
     await services.db(
         lambda session: remember_card(
             session,
             chat_id=message.chat_id,
             message_id=message.message_id,
-            item_number=item_number,
+            item_number=number,
             member_id=member_id,
             version=version,
         )
@@ -68,6 +105,6 @@ async def record_sent(
 
 
 def card_item(session: Session, chat_id: int, message_id: int) -> int | None:
-    """The item a bot message in `chat_id` is about, if it was an item card."""
+    """The item a bot message in `chat_id` shows, if it was an item card."""
     row = session.get(CardRow, (chat_id, message_id))
     return row.item_number if row else None

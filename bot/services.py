@@ -2,12 +2,15 @@
 
 Typed (STYLE: context_types instead of string keys). Database work runs in a
 worker thread, one transaction per call, so the event loop keeps serving
-other updates while SQLite or PostgreSQL answers.
+other updates while SQLite or PostgreSQL answers. When `enqueue` is set
+(`closeout run`, `closeout bot`), what a transaction owed the outbox is handed
+to it after commit, so pushes leave within seconds (DESIGN "One write path").
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -18,24 +21,40 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from models import clock
 from models.db import transaction
+from models.delivery import Changes, OutboxWatch
 from models.holidays import load_calendar
 from models.summaries import Facts
 from settings import Settings
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Services:
     engine: Engine
     settings: Settings
+    #: Called after a commit with the notifications it owed and the items it
+    #: changed (tasks.delivery.enqueue_changes); None: the pump finds them.
+    enqueue: Callable[[Changes], None] | None = None
 
     async def db(self, work: Callable[[Session], T]) -> T:
         """Run `work(session)` in one transaction on a worker thread; commit if it returns."""
 
         def run() -> T:
+            changes = None
             with transaction(self.engine) as session:
-                return work(session)
+                watch = OutboxWatch(session) if self.enqueue else None
+                result = work(session)
+                if watch is not None:
+                    changes = watch.seal(session)
+            if changes and self.enqueue is not None:
+                try:
+                    self.enqueue(changes)
+                except Exception:  # noqa: BLE001 - the rows are committed; the pump sends them
+                    log.warning("could not enqueue %r; the pump will", changes, exc_info=True)
+            return result
 
         return await asyncio.to_thread(run)
 

@@ -230,7 +230,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "请发送退回 #{number} 的理由（直接发送下一条消息）。发送 /cancel 取消。",
         "Send the reason for returning #{number} as your next message. /cancel to stop.",
     ),
-    # Conversations (bot/drafts.py): /new, /commit /task /duty, /submit … /done, evidence
+    # Conversations (bot/conversations/): /new, /commit /task /duty, /submit … /done, evidence
     "create_usage": (
         "用法：/{command} 组织 | 标题 | 期限 [| 严重程度]\n"
         "组织：编码或名称中的几个字；期限：YYYY-MM-DD 或工作日天数（如 5），可省略，"
@@ -275,16 +275,6 @@ TEXTS: dict[str, tuple[str, str]] = {
     "field_text": ("文字", "text"),
     "field_note": ("进展说明", "note"),
     "field_step": ("路线图步骤", "roadmap step"),
-    "busy_submit": (
-        "您正在提交 #{number}（已收到 {count} 件材料）。请先发送 /done 提交，或 /cancel 放弃。",
-        "You are submitting #{number} ({count} pieces so far). Send /done to submit "
-        "or /cancel to drop it first.",
-    ),
-    "busy_new": (
-        "您有一条尚未完成的问题登记（已收到 {count} 件材料）。请先完成，或发送 /cancel 放弃。",
-        "You have a finding half logged ({count} pieces of evidence). Finish it, "
-        "or /cancel it first.",
-    ),
     "nothing_to_finish": ("当前没有需要完成的操作。", "There is nothing to finish."),
     "no_flow_hint": (
         "这条消息没有对应的事项。要附材料，请回复事项消息，或发送 /submit 编号；"
@@ -537,7 +527,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "提醒：距整改期限还有 {days} 个工作日。",
         "Reminder: {days} working day(s) left before the due date.",
     ),
-    "push_overdue": ("已逾期：请抓紧整改并提交。", "Overdue: please finish the work and submit it."),
+    "push_overdue": (
+        "已逾期：请抓紧整改并提交。",
+        "Overdue: please finish the work and submit it.",
+    ),
     "push_escalate_1": (
         "督办升级（谈话提醒）：已逾期 {days} 个工作日，请约谈责任人，督促整改。",
         "Escalated (reminder talk): {days} working days overdue. "
@@ -675,13 +668,25 @@ REFUSALS: dict[str, tuple[str, str]] = {
         "Say what you found: /lookback N fail WHAT YOU FOUND",
     ),
     "bad_rrule": (
-        "周期规则 {rule} 无法使用（RFC 5545 RRULE，最短按天重复）。示例：FREQ=MONTHLY;BYDAY=1FR（每月第一个星期五）",
+        "周期规则 {rule} 无法使用（RFC 5545 RRULE，最短按天重复）。"
+        "示例：FREQ=MONTHLY;BYDAY=1FR（每月第一个星期五）",
         "Cannot use the recurrence rule {rule}: {reason}. "
         "Example: FREQ=MONTHLY;BYDAY=1FR (the first Friday of each month)",
     ),
     "not_a_responsibility": (
         "只有责任清单事项可以设置周期，#{number} 不是。",
         "Only responsibilities recur; #{number} is not one.",
+    ),
+    # A conversation holding gathered material (bot/conversations/flows.py)
+    "busy_submit": (
+        "您正在提交 #{number}（已收到 {count} 件材料）。请先发送 /done 提交，或 /cancel 放弃。",
+        "You are submitting #{number} ({count} pieces so far). Send /done to submit "
+        "or /cancel to drop it first.",
+    ),
+    "busy_new": (
+        "您有一条尚未完成的问题登记（已收到 {count} 件材料）。请先完成，或发送 /cancel 放弃。",
+        "You have a finding half logged ({count} pieces of evidence). Finish it, "
+        "or /cancel it first.",
     ),
 }
 

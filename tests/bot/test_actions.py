@@ -27,7 +27,7 @@ from models.ledger import NewEvidence, NewItem, act, attach_evidence, create_ite
 from models.people import actor_for
 from models.summaries import summarize
 from models.tables import Card, Draft, Event, Extension, Item, Milestone
-from sandbox.botapi import SandboxClient
+from sandbox.botapi import SandboxClient, tiny_png
 from sandbox.botapi.records import CallbackQueryRecord, MessageRecord, User
 from tests.bot.support import People
 
@@ -215,7 +215,7 @@ async def test_an_inspector_rejects_by_command_with_a_reason(
 async def test_the_reject_button_asks_for_the_reason_as_the_next_message(
     app: BotApplication, client: SandboxClient, people: People, engine: Engine
 ) -> None:
-    # The conversations module (bot/drafts.py) consumes "reason" drafts; here we
+    # The conversations (bot/conversations/reasons.py) consume "reason" drafts; here we
     # check our half of the contract: the press opens the draft it reads.
     number = create(engine, people)
     do(engine, people, "M005", number, "submit")
@@ -232,6 +232,34 @@ async def test_the_reject_button_asks_for_the_reason_as_the_next_message(
         assert draft is not None and draft.flow == "reason" and draft.item_number == number
         assert draft_data(draft) == {"action": "reject", "version": version}
     assert item(engine, number).status == "submitted"  # nothing happens until the reason comes
+
+
+async def test_the_reject_button_keeps_an_open_submission_and_asks_to_finish_it_first(
+    app: BotApplication, client: SandboxClient, people: People, engine: Engine
+) -> None:
+    # M011, secretary of B04 and an inspector of GRP2 (C02), is gathering evidence for
+    # one B04 item when he presses Reject on another: what he gathered must not be lost.
+    gathering = create(engine, people, org="B04", by="M013")
+    to_reject = create(engine, people, org="B04", by="M013")
+    do(engine, people, "M001", to_reject, "submit")
+    inspector = people["M011"]
+    opened = client.send_text(inspector, f"/submit {gathering}")
+    await client.wait_for(inspector.id, "/done", after=opened)
+    photo = client.send_photo(inspector, tiny_png(4, 4))
+    await client.wait_for(inspector.id, "已收到 1 件", after=photo)
+    card = await push_card(app, client, engine, people, "M011", to_reject)
+
+    answer = await press(client, inspector, card, button(card, "rej"))
+
+    said = answer.answer_text or ""
+    assert answer.show_alert and f"正在提交 #{gathering}" in said
+    assert "/done" in said and "/cancel" in said
+    with Session(engine) as session:
+        draft = get_draft(session, people.district.members["M011"])
+        assert draft is not None and (draft.flow, draft.item_number) == ("submit", gathering)
+        assert len(draft_data(draft)["evidence"]) == 1
+    assert item(engine, to_reject).status == "submitted"
+    assert client.messages(inspector.id)[-1].message_id == card.message_id  # no reason asked
 
 
 # --- refused presses ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from models.db import transaction
 from models.drafts import start_draft
 from models.ledger import NewItem, act, create_item, get_item
 from models.people import actor_for
-from models.tables import Draft, Event, Evidence, Item, Notification
+from models.tables import Card, Draft, Event, Evidence, Item, Notification
 from sandbox.botapi import BotApiServer, MessageRecord, SandboxClient, User, tiny_png
 from settings import Settings
 from tests.bot.conftest import POLL_TIMEOUT
@@ -578,6 +578,35 @@ async def test_replying_to_a_card_attaches_text_and_media_to_its_item(
     assert photo_row.kind == "photo" and third.file_unique_id == again_photo_id
     outsider = client.send_text(people["M007"], "我也来附一条", reply_to=None)
     await client.wait_for(people["M007"].id, "没有对应的事项", after=outsider)
+
+
+async def test_acknowledgements_are_not_recorded_as_cards_yet_a_reply_to_one_attaches(
+    app: BotApplication,
+    client: SandboxClient,
+    people: People,
+    engine: Engine,
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    # Delivery edits recorded cards in place when the item changes (SPEC §7): an
+    # acknowledgement must stay one, so only the item's card is recorded.
+    inspector = people["M003"]
+    card = await say(client, inspector, "/new B01 | 三会一课记录不全 | 5", "#1")
+    photo = client.send_photo(inspector, PHOTO)
+    ack = await client.wait_for(inspector.id, "#1：已附上", after=photo)
+    finished = await say(client, inspector, "/done", "附材料结束")
+    own = client.send_text(inspector, "#1：我自己写的一句话")
+    await client.wait_for(inspector.id, "没有对应的事项", after=own)
+
+    sent = client.send_text(inspector, "补充：第四季度记录已找到。", reply_to=ack)
+    again = await client.wait_for(inspector.id, "已附上", after=sent)
+    assert "#1" in again.text and "共 2 件" in again.text
+    mine = client.send_text(inspector, "回复我自己的话", reply_to=own)
+    await client.wait_for(inspector.id, "没有对应的事项", after=mine)  # only the bot names items
+    assert evidence_of(engine, 1)[-1].text == "补充：第四季度记录已找到。"
+    with Session(engine) as session:
+        recorded = session.exec(select(Card.message_id).where(Card.chat_id == inspector.id)).all()
+    assert card.message_id in recorded
+    assert not {ack.message_id, finished.message_id, again.message_id} & set(recorded)
 
 
 async def test_evidence_dir_keeps_a_photo_under_its_sha256(
