@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import audit, database, exports, holidays, imports, invites
+from cli import audit, bulletins, database, exports, holidays, imports, invites, scheduler, worker
 
 app = typer.Typer(
     name="closeout",
@@ -21,8 +21,11 @@ app.add_typer(database.app, name="db")
 app.add_typer(imports.app, name="import")
 app.add_typer(audit.app, name="audit")
 app.add_typer(holidays.app, name="holidays")
+app.command("bulletin", no_args_is_help=True)(bulletins.bulletin)
 app.command("invite", no_args_is_help=True)(invites.invite)
 app.command("export")(exports.export)
+worker.register(app)  # run, bot, worker, notifications
+scheduler.register(app)  # scheduler, sweep
 
 
 def main() -> None:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from cli import context
 from settings import Settings
+
+if TYPE_CHECKING:
+    from models.delivery import Changes
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +33,16 @@ def require_token(settings: Settings) -> str:
     return settings.BOT_TOKEN
 
 
-def serve_bot(settings: Settings) -> None:
-    """Run the bot until interrupted (Ctrl-C or SIGTERM)."""
+def serve_bot(settings: Settings, *, enqueue: Callable[[Changes], None] | None = None) -> None:
+    """Run the bot until interrupted (Ctrl-C or SIGTERM).
+
+    `enqueue` gets what each committed transaction owed (Services.enqueue).
+    """
     from bot.app import build_application
 
     require_token(settings)
     application = build_application(settings, context.engine())
+    application.bot_data.enqueue = enqueue
     if settings.WEBHOOK_URL:
         host, _, port = settings.WEBHOOK_LISTEN.rpartition(":")
         path = urlparse(settings.WEBHOOK_URL).path.lstrip("/")

@@ -29,9 +29,26 @@ REQUIRE_SERVICES = os.environ.get("CLOSEOUT_REQUIRE_SERVICES") == "1"
 #: Tables emptied between PostgreSQL tests, children first.
 _TABLES = ", ".join(
     (
-        "attachment", "spot_check", "lease", "card", "draft", "notification", "event",
-        "chain_head", "evidence", "extension", "milestone", "item", "invite", "group_scope",
-        "group_member", "inspection_group", "member", "org", "holiday", "meta",
+        "attachment",
+        "spot_check",
+        "lease",
+        "card",
+        "draft",
+        "notification",
+        "event",
+        "chain_head",
+        "evidence",
+        "extension",
+        "milestone",
+        "item",
+        "invite",
+        "group_scope",
+        "group_member",
+        "inspection_group",
+        "member",
+        "org",
+        "holiday",
+        "meta",
     )
 )
 

@@ -28,7 +28,7 @@ from sandbox.botapi.records import (
     StoredFile,
     User,
 )
-from sandbox.botapi.state import World, unix_now
+from sandbox.botapi.state import World
 
 #: How long the waits wait unless told otherwise.
 DEFAULT_TIMEOUT = 5.0  # seconds
@@ -129,7 +129,7 @@ class SandboxClient:
             {
                 "chat": self.world.chats[user.id].to_api(),
                 "from": user.to_api(),
-                "date": unix_now(),
+                "date": self.world.now(),
                 "old_chat_member": old_member,
                 "new_chat_member": new_member,
             },
@@ -227,7 +227,7 @@ class SandboxClient:
                 raise ValueError("a user can edit only their own text messages")
             record.text = record.plain_text = text
             record.entities = detect_entities(text)
-            record.edit_date = unix_now()
+            record.edit_date = self.world.now()
             record.versions.append(record.snapshot())
             self.world.touch(record)
             if self._reaches_bot(record):

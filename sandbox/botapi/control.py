@@ -7,6 +7,7 @@
     POST /_sandbox/chats                        {"id" (< 0), "title", "type"?, "members"?}
     GET  /_sandbox/chats/{chat_id}/messages     ?since=REVISION&timeout=SECONDS
     POST /_sandbox/chats/{chat_id}/actions      a user's action (JSON, or multipart with "file")
+    GET  /_sandbox/callback_queries/{query_id}  a press and the bot's answer, ?timeout=SECONDS
     GET  /_sandbox/files/{file_id}              a file's bytes
 
 Answers are `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}`.
@@ -15,7 +16,9 @@ edited or deleted after it, and `timeout` waits for the next change.
 Actions: {"type": "text", "user_id", "text", "reply_to"?}, {"type": "location",
 "user_id", "latitude", "longitude"}, {"type": "press", "user_id", "message_id",
 "data"}; multipart fields type=photo|document|voice|video, user_id, caption?,
-and the file in "file".
+and the file in "file". A press answers its `callback_query_id`; asking for that
+query with a `timeout` waits until the bot has answered it (its text and
+show_alert are what the Telegram app would show as a toast or an alert).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 
 from sandbox.botapi.client import SandboxClient
-from sandbox.botapi.records import JSON, MessageRecord
+from sandbox.botapi.records import JSON, CallbackQueryRecord, MessageRecord
 
 #: Longest wait a messages request may ask for.
 MAX_WAIT = 30.0  # seconds
@@ -60,6 +63,19 @@ def message_to_control(record: MessageRecord) -> JSON:
     return data
 
 
+def _answer_to_control(query: CallbackQueryRecord) -> JSON:
+    # What the user's app shows after a press: nothing yet, a toast, or an alert.
+    return {
+        "id": query.id,
+        "data": query.data,
+        "message_id": query.message.message_id,
+        "answered": query.answered,
+        "text": query.answer_text,
+        "show_alert": query.show_alert,
+        "url": query.answer_url,
+    }
+
+
 def _ok(result: Any) -> web.Response:
     return web.json_response({"ok": True, "result": result})
 
@@ -88,6 +104,7 @@ class ControlApi:
             web.post(f"{PREFIX}/chats", self._wrap(self.add_chat)),
             web.get(f"{PREFIX}/chats/{{chat_id}}/messages", self._wrap(self.messages)),
             web.post(f"{PREFIX}/chats/{{chat_id}}/actions", self._wrap(self.act)),
+            web.get(f"{PREFIX}/callback_queries/{{query_id}}", self._wrap(self.callback_query)),
             web.get(f"{PREFIX}/files/{{file_id}}", self.file),
         ]
 
@@ -190,6 +207,23 @@ class ControlApi:
         else:
             raise ControlError(400, f"unknown action type {kind!r}")
         return message_to_control(record)
+
+    async def callback_query(self, request: web.Request) -> JSON:
+        """A press and the bot's answer, waiting up to `timeout` for the answer."""
+        query_id = request.match_info["query_id"]
+        timeout = min(float(request.query.get("timeout", 0) or 0), MAX_WAIT)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            with self.world.lock:
+                version = self.world.changes.version
+                query = self.world.callback_queries.get(query_id)
+                if query is None:
+                    raise ControlError(404, f"no callback query {query_id}")
+                answer = _answer_to_control(query)
+            remaining = deadline - asyncio.get_running_loop().time()
+            if answer["answered"] or remaining <= 0 or self.world.closed:
+                return answer
+            await self.world.changes.wait(version, remaining)
 
     async def _upload(self, request: web.Request, chat_id: int) -> JSON:
         form = await request.post()

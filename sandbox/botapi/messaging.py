@@ -16,7 +16,7 @@ from sandbox.botapi.files import image_size
 from sandbox.botapi.keyboards import check_reply_markup, inline_keyboard
 from sandbox.botapi.params import Params, Upload
 from sandbox.botapi.records import JSON, Chat, MessageRecord, StoredFile
-from sandbox.botapi.state import World, unix_now
+from sandbox.botapi.state import World
 
 #: Longest message text, after its markup is parsed.
 MAX_TEXT = 4096  # UTF-16 code units
@@ -243,7 +243,7 @@ def _markup_equal(left: JSON | None, right: JSON | None) -> bool:
 def _apply_edit(ctx: Context, record: MessageRecord, **changes: Any) -> JSON:
     for key, value in changes.items():
         setattr(record, key, value)
-    record.edit_date = unix_now()
+    record.edit_date = ctx.world.now()
     record.versions.append(record.snapshot())
     ctx.world.touch(record)
     return record.to_api()

@@ -16,8 +16,9 @@ import functools
 import inspect
 import json
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -64,6 +65,8 @@ class BotApiServer:
         bot_username, bot_name: what getMe answers.
         callback_answer_window: seconds to answer a callback query.
         privacy_mode: in groups, the bot sees only commands and replies to it.
+        clock: Unix seconds for message dates (default time.time; the sandbox
+            passes its product clock, so a moved clock dates the messages).
     """
 
     def __init__(
@@ -77,11 +80,14 @@ class BotApiServer:
         bot_name: str = DEFAULT_BOT_NAME,
         callback_answer_window: float = CALLBACK_ANSWER_WINDOW,
         privacy_mode: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.host = host
         self.port = port
         self.token = token
-        self.world = World(token, bot_username, bot_name, callback_answer_window, privacy_mode)
+        self.world = World(
+            token, bot_username, bot_name, callback_answer_window, privacy_mode, clock=clock
+        )
         self.limiter = RateLimiter(limits or Limits())
         self.faults = Faults()
         self.client = SandboxClient(self.world)

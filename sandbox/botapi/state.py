@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -86,8 +87,12 @@ class World:
         bot_name: str,
         callback_answer_window: float,
         privacy_mode: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.lock = threading.RLock()
+        #: Where message dates come from (Unix seconds): the system's time, or
+        #: the sandbox's product clock, so messages carry the day they arrive on.
+        self.clock = clock
         self.changes = Changes()
         self.token = token
         self.bot = User(
@@ -117,6 +122,10 @@ class World:
         #: Bumped by every message change, for the web chat's "since" queries.
         self.revision = 0
         self.closed = False
+
+    def now(self) -> int:
+        """The world's current time in Unix seconds, as message dates are."""
+        return int(self.clock())
 
     # -- people and chats ---------------------------------------------------
 
@@ -193,7 +202,7 @@ class World:
         """Append a message to `chat` with the next message id."""
         with self.lock:
             record = MessageRecord(
-                chat=chat, message_id=chat.next_message_id, sender=sender, date=unix_now(), **fields
+                chat=chat, message_id=chat.next_message_id, sender=sender, date=self.now(), **fields
             )
             chat.next_message_id += 1
             chat.messages[record.message_id] = record

@@ -1,0 +1,348 @@
+"""Benchmark delivery: a fan-out of alerts through the real Redis broker, `closeout
+worker` processes and the local Bot API server enforcing Telegram-shaped limits.
+
+Builds a fresh database (PostgreSQL by default) with CHATS members, one item
+each and ALERTS outbox rows spread over them (reminder, overdue and escalation
+stages of each member's item), starts `closeout worker -p PROCESSES` against a
+Redis namespace of its own, enqueues every row, and waits until none is
+pending. The Bot API server enforces the limits scaled up (overall RATE/s, one
+a second per chat) and answers 429 past them; the workers' shared limiter is
+told the same rates. The pump runs beside them as the scheduler would.
+
+    /work/venv/bin/python bench/fanout.py [--alerts 20000 --chats 5000 --rate 300
+        --processes 4 --threads 16 --bundle-max 10 --backend postgres]
+
+Reported: messages/s between the first and the last send (and end to end, from
+the first enqueue), against the ceiling (the overall rate, or what the per-chat
+limit allows, whichever is lower); 429 answers; lost alerts (a row not sent, or
+sent in a message the chat does not have); duplicated messages (more messages in
+a chat than distinct messages its rows were sent in). With bundling (the
+product's default) a member's four alerts go as one message; `--bundle-max 1`
+sends every alert as its own message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import redis
+from sqlalchemy import text
+from sqlmodel import Session, col, func, select, update
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models import clock  # noqa: E402
+from models.db import make_engine, transaction, upgrade  # noqa: E402
+from models.outbox import Owed, notify_many  # noqa: E402
+from models.tables import Item, Member, Notification, Org  # noqa: E402
+from sandbox.botapi import Limits, running_server  # noqa: E402
+from settings import load_settings  # noqa: E402
+
+#: Alerts, chats and the overall rate of the default run.
+DEFAULT_ALERTS, DEFAULT_CHATS, DEFAULT_RATE = 20_000, 5_000, 300
+#: Stages of each member's item, in the order they are owed.
+STAGES = ("remind-3", "remind-1", "overdue", "escalate-1", "escalate-2", "assigned")
+#: Telegram user (and chat) ids of the members, from this one on.
+FIRST_CHAT = 1_000_000
+#: The machine's PostgreSQL and Redis.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CLOSEOUT_TEST_POSTGRES", "postgresql+psycopg://root@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("CLOSEOUT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+#: How often the benchmark looks at the outbox, and runs the pump.
+POLL = 0.5  # seconds
+PUMP_EVERY = 5.0  # seconds
+#: Give up when nothing was sent for this long.
+STALL = 120.0  # seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--alerts", type=int, default=DEFAULT_ALERTS)
+    parser.add_argument("--chats", type=int, default=DEFAULT_CHATS)
+    parser.add_argument("--rate", type=int, default=DEFAULT_RATE, help="messages/s overall")
+    parser.add_argument("--chat-rate", type=float, default=1.0, help="messages/s in one chat")
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--bundle-max", type=int, default=10, help="1: no bundling")
+    parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument(
+        "--kind",
+        choices=("item", "text"),
+        default="item",
+        help="item: reminder/escalation stages rendered as item cards; text: pre-rendered text",
+    )
+    args = parser.parse_args()
+    if args.alerts > args.chats * len(STAGES):
+        parser.error(f"at most {len(STAGES)} alerts per chat")
+
+    namespace = f"closeout-bench-{uuid.uuid4().hex[:10]}"
+    with (
+        database(args.backend) as url,
+        running_server(
+            limits=Limits(global_per_second=args.rate, per_chat_per_second=args.chat_rate)
+        ) as server,
+    ):
+        engine = make_engine(url)
+        print(f"building {args.chats} members, items and {args.alerts} alerts …", flush=True)
+        ids = build(engine, server, args.alerts, args.chats, args.kind)
+        settings = load_settings(
+            DATABASE_URL=url,
+            REDIS_URL=REDIS_URL,
+            BOT_TOKEN=server.token,
+            TELEGRAM_API_URL=server.base_url,
+            QUIET_HOURS="",
+        )
+        command = [
+            sys.executable, "-m", "cli", "worker",
+            "-p", str(args.processes), "-t", str(args.threads),
+            "--redis-namespace", namespace,
+            "--global-per-second", str(args.rate),
+            "--chat-per-second", str(args.chat_rate),
+            "--bundle-max", str(args.bundle_max),
+        ]  # fmt: skip
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=url,
+            REDIS_URL=REDIS_URL,
+            BOT_TOKEN=server.token,
+            TELEGRAM_API_URL=server.base_url,
+            QUIET_HOURS="",
+        )
+        log = Path(tempfile.mkstemp(prefix="fanout-workers-", suffix=".log")[1])
+        workers = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_ready(log, args.processes)
+            from tasks import load_actors
+
+            rt = load_actors(settings, engine=engine, namespace=namespace)
+            from tasks.delivery import deliver, pump_once
+
+            started = time.monotonic()
+            with transaction(engine) as session:
+                session.execute(update(Notification).values(enqueued_at=clock.now()))
+            for notification_id in ids:
+                deliver.send(notification_id)
+            enqueued = time.monotonic() - started
+            pumped = run_until_sent(engine, server, rt, pump_once)
+            finished = time.monotonic()
+        finally:
+            os.kill(workers.pid, signal.SIGTERM)  # Dramatiq passes it on to its processes
+            try:
+                workers.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(workers.pid, signal.SIGKILL)
+            drop_namespace(namespace)
+        report(args, engine, server, ids, started, finished, enqueued, pumped, command, log)
+        engine.dispose()
+    return 0
+
+
+class database:
+    """A fresh, migrated database for the run, dropped afterwards."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.name = f"closeout_bench_{uuid.uuid4().hex[:10]}"
+        self.folder: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> str:
+        if self.backend == "sqlite":
+            self.folder = tempfile.TemporaryDirectory()
+            url = f"sqlite:///{self.folder.name}/bench.db"
+        else:
+            admin = make_engine(POSTGRES_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{self.name}"'))
+            admin.dispose()
+            url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{self.name}"
+        upgrade(url)
+        return url
+
+    def __exit__(self, *exc: object) -> None:
+        if self.folder is not None:
+            self.folder.cleanup()
+            return
+        admin = make_engine(POSTGRES_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def build(engine, server, alerts: int, chats: int, kind: str = "item") -> list[int]:  # type: ignore[no-untyped-def]
+    """Members bound to simulated users, an item each, and the alerts owed:
+    stages of the member's item (a card rendered for each), or text alerts."""
+    now = clock.now()
+    with transaction(engine) as session:
+        org = Org(code="BENCH", name="压测党委", kind="committee", path="/")
+        session.add(org)
+        session.flush()
+        org.path = f"/{org.id}/"
+        members = [
+            Member(
+                code=f"B{n:05d}",
+                name=f"成员{n}",
+                org_id=org.id,  # type: ignore[arg-type]
+                roles="secretary;member",
+                telegram_user_id=FIRST_CHAT + n,
+                chat_id=FIRST_CHAT + n,
+                language="zh",
+            )
+            for n in range(chats)
+        ]
+        session.add_all(members)
+        session.flush()
+        items = [
+            Item(
+                kind="problem",
+                org_id=org.id,  # type: ignore[arg-type]
+                responsible_id=member.id,
+                title=f"压测问题 {n}：整改台账未及时更新",
+                created_at=now,
+                due_date=date(2026, 3, 20),
+            )
+            for n, member in enumerate(members)
+        ]
+        session.add_all(items)
+        session.flush()
+        owed = [
+            Owed(
+                stage=STAGES[k],
+                item_number=items[n].number,
+                due_date=items[n].due_date,
+                recipient_id=members[n].id,
+            )
+            if kind == "item"
+            else Owed(
+                stage="spotcheck",
+                recipient_id=members[n].id,
+                occurrence=k,
+                data={"text": f"【随机抽查】第 {k} 批：请于本月内完成对第 {n} 号单位的抽查。"},
+            )
+            for k in range(len(STAGES))
+            for n in range(chats)
+        ][:alerts]
+        notify_many(session, owed)
+    for n in range(chats):
+        server.client.user(FIRST_CHAT + n, f"成员{n}")
+    with Session(engine) as session:
+        return list(session.exec(select(Notification.id).order_by(col(Notification.id))).all())
+
+
+def wait_ready(log: Path, processes: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while log.read_text(errors="replace").count("Worker process is ready") < processes:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"workers did not start; see {log}")
+        time.sleep(0.2)
+
+
+def run_until_sent(engine, server, rt, pump_once) -> int:  # type: ignore[no-untyped-def]
+    """Poll until no row is pending, pumping as the scheduler does; rows pumped."""
+    pumped = 0
+    last_pump = time.monotonic()
+    last_progress, last_sent = time.monotonic(), -1
+    while True:
+        with Session(engine) as session:
+            pending = session.exec(
+                select(func.count()).where(Notification.status == "pending")
+            ).one()
+        sent = server.limiter.total_sends()
+        print(f"\r  sent {sent} messages, {pending} alerts pending   ", end="", flush=True)
+        if not pending:
+            print()
+            return pumped
+        if sent != last_sent:
+            last_progress, last_sent = time.monotonic(), sent
+        elif time.monotonic() - last_progress > STALL:
+            raise SystemExit(f"\nstalled: {pending} alerts pending")
+        if time.monotonic() - last_pump >= PUMP_EVERY:
+            pumped += pump_once(rt)
+            last_pump = time.monotonic()
+        time.sleep(POLL)
+
+
+def drop_namespace(namespace: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{namespace}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+    client.close()
+
+
+def report(args, engine, server, ids, started, finished, enqueued, pumped, command, log) -> None:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        rows = list(session.exec(select(Notification)).all())
+        chat_of = dict(session.exec(select(Member.id, Member.chat_id)).all())  # type: ignore[arg-type]
+    delivered = {
+        FIRST_CHAT + n: {m.message_id for m in server.client.messages(FIRST_CHAT + n)}
+        for n in range(args.chats)
+    }
+    # Lost: a row not sent, or sent in a message its chat does not have.
+    wanted: dict[int, set[int]] = {}
+    lost = 0
+    for row in rows:
+        chat = chat_of[row.recipient_id]
+        if row.status != "sent" or row.message_id not in delivered[chat]:
+            lost += 1
+        else:
+            wanted.setdefault(chat, set()).add(row.message_id)
+    messages = sum(len(found) for found in delivered.values())
+    # Duplicated: messages in a chat beyond the distinct messages its rows went in.
+    duplicated = sum(len(found - wanted.get(chat, set())) for chat, found in delivered.items())
+    times = sorted(t for n in range(args.chats) for t in server.send_times(FIRST_CHAT + n))
+    span = times[-1] - times[0] if len(times) > 1 else float("nan")
+    rate = (len(times) - 1) / span if len(times) > 1 else float("nan")
+    # The ceiling: the overall rate, unless one chat's messages need longer at
+    # one a second than the rest need at the overall rate.
+    most = max((len(found) for found in delivered.values()), default=0)
+    ceiling = float(args.rate)
+    if most > 1 and messages / ((most - 1) / args.chat_rate) < ceiling:
+        ceiling = messages / ((most - 1) / args.chat_rate)
+    total = finished - started
+    print()
+    print(f"benchmark:    {shlex.join([sys.executable, *sys.argv])}")
+    print(f"workers:      {shlex.join(command)}")
+    print(f"workers' log: {log}")
+    print(
+        f"setup:        {len(rows)} {args.kind} alerts to {len(delivered)} chats, {args.backend}, "
+        f"Redis; "
+        f"bundle-max {args.bundle_max}; {args.processes} processes x {args.threads} threads; "
+        f"limits {args.rate}/s overall, {args.chat_rate}/s per chat (server and workers)"
+    )
+    print(f"messages:     {messages} sent")
+    print(
+        f"throughput:   {rate:.1f} messages/s from the first send to the last ({span:.1f} s), "
+        f"ceiling {ceiling:.0f}/s: {100 * rate / ceiling:.1f}%"
+    )
+    print(
+        f"end to end:   {total:.1f} s from the first enqueue to the last row sent "
+        f"({messages / total:.1f} messages/s, {len(rows) / total:.0f} alerts/s; "
+        f"enqueueing {len(ids)} jobs took {enqueued:.1f} s)"
+    )
+    print(f"429 answers:  {server.too_many_requests}")
+    print(f"lost:         {lost}")
+    print(f"duplicated:   {duplicated}")
+    print(f"pumped again: {pumped} rows")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

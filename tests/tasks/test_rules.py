@@ -1,0 +1,337 @@
+"""The delivery rules as plain functions (SPEC §5, §7): quiet hours, the digest,
+urgent stages, the flood windows, and Telegram's answers as exceptions."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from models.delivery import (
+    URGENT_STAGES,
+    attachment_ids,
+    bundleable,
+    is_urgent,
+    next_digest,
+    quiet_until,
+    release_time,
+)
+from models.tables import Notification
+from settings import QuietHours
+from tasks.limiter import MemoryLimiter, Rates, make_limiter
+from tasks.telegram import BadRequest, BotApi, Forbidden, RetryAfter, Transient
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+NIGHT = QuietHours(time(22, 0), time(7, 30))
+
+
+def local(day: int, hour: int, minute: int = 0) -> datetime:
+    """2026-03-`day` at hour:minute in Beijing, as the aware UTC moment the code uses."""
+    return datetime(2026, 3, day, hour, minute, tzinfo=BEIJING).astimezone(UTC)
+
+
+# -- quiet hours ---------------------------------------------------------------------------
+
+
+def test_quiet_hours_at_23_00_end_tomorrow_morning() -> None:
+    assert quiet_until(local(2, 23, 0), NIGHT, BEIJING) == local(3, 7, 30)
+
+
+def test_quiet_hours_after_midnight_end_the_same_morning() -> None:
+    assert quiet_until(local(3, 0, 15), NIGHT, BEIJING) == local(3, 7, 30)
+    assert quiet_until(local(3, 7, 29), NIGHT, BEIJING) == local(3, 7, 30)
+
+
+def test_the_quiet_window_starts_at_its_start_and_is_over_at_its_end() -> None:
+    assert quiet_until(local(2, 22, 0), NIGHT, BEIJING) == local(3, 7, 30)
+    assert quiet_until(local(2, 21, 59), NIGHT, BEIJING) is None
+    assert quiet_until(local(3, 7, 30), NIGHT, BEIJING) is None
+
+
+def test_a_quiet_window_within_one_day_ends_that_day() -> None:
+    lunch = QuietHours(time(12, 0), time(13, 30))
+    assert quiet_until(local(2, 12, 45), lunch, BEIJING) == local(2, 13, 30)
+    assert quiet_until(local(2, 13, 30), lunch, BEIJING) is None
+
+
+def test_no_quiet_hours_defer_nothing() -> None:
+    assert quiet_until(local(2, 23, 0), None, BEIJING) is None
+
+
+# -- the digest and urgency ------------------------------------------------------------------
+
+
+def test_the_urgent_stages_are_the_escalations_rejections_and_unreachable() -> None:
+    assert URGENT_STAGES == {"rejected", "escalate-1", "escalate-2", "unreachable"}
+    assert is_urgent("escalate-2") and not is_urgent("remind-3") and not is_urgent("assigned")
+
+
+def test_the_next_digest_is_today_at_18_00_until_then_and_tomorrow_after() -> None:
+    assert next_digest(local(2, 9, 0), BEIJING) == local(2, 18, 0)
+    assert next_digest(local(2, 18, 0), BEIJING) == local(2, 18, 0)
+    assert next_digest(local(2, 18, 1), BEIJING) == local(3, 18, 0)
+
+
+def _release(**values: object) -> datetime | None:
+    defaults: dict[str, object] = {
+        "stage": "remind-3",
+        "created_at": local(2, 9, 0),
+        "not_before": None,
+        "digest": False,
+        "now": local(2, 9, 0),
+        "zone": BEIJING,
+        "quiet": NIGHT,
+    }
+    defaults.update(values)
+    return release_time(**defaults)  # type: ignore[arg-type]
+
+
+def test_a_row_goes_at_once_in_the_day_for_a_member_without_digest() -> None:
+    assert _release() is None
+
+
+def test_a_digest_member_gets_non_urgent_stages_at_the_digest_hour() -> None:
+    assert _release(digest=True) == local(2, 18, 0)
+    # At the digest hour the morning's rows are due.
+    assert _release(digest=True, now=local(2, 18, 0)) is None
+    # A row owed after today's digest waits for tomorrow's.
+    assert _release(digest=True, created_at=local(2, 18, 30), now=local(2, 18, 30)) == local(
+        3, 18, 0
+    )
+
+
+def test_urgent_stages_are_never_held_for_the_digest() -> None:
+    for stage in URGENT_STAGES:
+        assert _release(stage=stage, digest=True) is None
+
+
+def test_quiet_hours_defer_everything_even_urgent_stages() -> None:
+    for stage in ("escalate-2", "rejected", "remind-1", "bulletin-daily"):
+        assert _release(stage=stage, now=local(2, 23, 0)) == local(3, 7, 30)
+
+
+def test_a_digest_hour_inside_quiet_hours_waits_for_their_end() -> None:
+    evening = QuietHours(time(17, 0), time(19, 0))
+    assert _release(digest=True, quiet=evening) == local(2, 19, 0)
+
+
+def test_a_row_waits_for_its_own_not_before_and_then_for_quiet_hours() -> None:
+    assert _release(not_before=local(2, 10, 0)) == local(2, 10, 0)
+    # retry_after pushing a send into the night: it waits for the morning.
+    assert _release(not_before=local(2, 22, 10), now=local(2, 21, 59)) == local(3, 7, 30)
+
+
+def test_a_row_with_files_goes_alone() -> None:
+    with_files = Notification(
+        key="k",
+        stage="bulletin-weekly",
+        data=json.dumps({"attachments": [3, 4]}),
+        created_at=local(2, 9),
+    )
+    plain = Notification(key="k2", stage="remind-3", data="{}", created_at=local(2, 9))
+    assert attachment_ids(with_files) == [3, 4] and not bundleable(with_files)
+    assert attachment_ids(plain) == [] and bundleable(plain)
+
+
+# -- the flood windows -------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_telegram_s_limits_are_the_default_rates() -> None:
+    rates = Rates()
+    assert (rates.global_per_second, rates.chat_per_second, rates.group_per_minute) == (30, 1, 20)
+    assert [window[0] for window in rates.windows(42)] == ["global", "chat:42"]
+    assert [window[0] for window in rates.windows(-100)] == ["global", "chat:-100", "group:-100"]
+
+
+def test_one_chat_gets_one_message_a_second() -> None:
+    fake = FakeClock()
+    limiter = MemoryLimiter(Rates(margin=0.0), clock=fake)
+    assert limiter.try_acquire(7) == 0
+    fake.now += 0.1
+    assert limiter.try_acquire(7) == pytest.approx(0.9)
+    assert limiter.try_acquire(8) == 0  # another chat is not held up
+    fake.now += 0.9
+    assert limiter.try_acquire(7) == 0
+
+
+def test_the_overall_window_paces_thirty_a_second_evenly() -> None:
+    fake = FakeClock()
+    limiter = MemoryLimiter(Rates(margin=0.0), clock=fake)
+    assert limiter.try_acquire(0) == 0
+    # Not a burst of thirty: the next send waits a thirtieth of a second …
+    assert limiter.try_acquire(1) == pytest.approx(1 / 30)
+    sent = 1
+    for chat in range(1, 200):
+        fake.now += limiter.try_acquire(chat)
+        assert limiter.try_acquire(chat) == 0
+        sent += 1
+        if fake.now - 1000.0 >= 1.0:
+            break
+    # … and over a second exactly thirty go, as the sliding window allows.
+    assert sent == 31 and fake.now == pytest.approx(1001.0)
+
+
+def test_a_group_gets_twenty_messages_a_minute() -> None:
+    fake = FakeClock()
+    limiter = MemoryLimiter(Rates(margin=0.0), clock=fake)
+    for _ in range(20):
+        assert limiter.try_acquire(-5) == 0
+        fake.now += 1.0
+    assert limiter.try_acquire(-5) == pytest.approx(40.0)
+
+
+def test_a_refused_send_takes_no_slot_in_any_window() -> None:
+    fake = FakeClock()
+    limiter = MemoryLimiter(Rates(global_per_second=2, margin=0.0), clock=fake)
+    assert limiter.try_acquire(1) == 0
+    fake.now += 0.5
+    assert limiter.try_acquire(1) > 0  # the chat's window is full …
+    assert limiter.try_acquire(2) == 0  # … so the overall window still has its slot
+
+
+def test_acquire_sleeps_a_short_wait_and_hands_a_long_one_back() -> None:
+    fake = FakeClock()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        fake.now += seconds
+
+    limiter = MemoryLimiter(Rates(margin=0.0), clock=fake)
+    assert limiter.acquire(-5, sleep=sleep) == 0
+    # A chat's second is more than the default inline wait: handed back …
+    assert limiter.acquire(-5, sleep=sleep) == pytest.approx(1.0) and slept == []
+    # … unless the caller is willing to sleep that long.
+    assert limiter.acquire(-5, max_wait=1.5, sleep=sleep) == 0 and slept == [pytest.approx(1.0)]
+    for _ in range(18):
+        fake.now += 1.0
+        assert limiter.try_acquire(-5) == 0
+    fake.now += 1.0
+    assert limiter.acquire(-5, max_wait=1.5, sleep=sleep) > 30  # the minute's window: re-enqueue
+
+
+def test_peeking_says_the_wait_and_takes_nothing() -> None:
+    fake = FakeClock()
+    limiter = MemoryLimiter(Rates(margin=0.0), clock=fake)
+    assert limiter.peek(7) == 0 and limiter.peek(7) == 0
+    assert limiter.try_acquire(7) == 0
+    assert limiter.peek(7) == pytest.approx(1.0)
+
+
+# -- Telegram's answers -------------------------------------------------------------------------
+
+
+def _api(status: int, body: object, seen: list[httpx.Request] | None = None) -> BotApi:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        if isinstance(body, Exception):
+            raise body
+        if isinstance(body, str):
+            return httpx.Response(status, text=body)
+        return httpx.Response(status, json=body)
+
+    return BotApi("http://bot.test/bot", "123:abc", transport=httpx.MockTransport(answer))
+
+
+def test_a_sent_message_answers_its_id_and_the_url_is_built_as_ptb_builds_it() -> None:
+    seen: list[httpx.Request] = []
+    api = _api(200, {"ok": True, "result": {"message_id": 77}}, seen)
+    markup = {"inline_keyboard": [[{"text": "Go", "callback_data": "itm:1:1"}]]}
+    assert api.send_message(5, "hello", markup) == 77
+    assert str(seen[0].url) == "http://bot.test/bot123:abc/sendMessage"
+    sent = json.loads(seen[0].content)
+    assert sent["chat_id"] == 5 and sent["text"] == "hello" and sent["reply_markup"] == markup
+
+
+def test_429_becomes_retry_after_with_telegram_s_seconds() -> None:
+    api = _api(
+        429,
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 7",
+            "parameters": {"retry_after": 7},
+        },
+    )
+    with pytest.raises(RetryAfter) as raised:
+        api.send_message(5, "hi")
+    assert raised.value.seconds == 7
+
+
+@pytest.mark.parametrize(
+    ("status", "description", "error"),
+    [
+        (403, "Forbidden: bot was blocked by the user", Forbidden),
+        (400, "Bad Request: chat not found", BadRequest),
+        (502, "Bad Gateway", Transient),
+        (500, "Internal Server Error", Transient),
+        (401, "Unauthorized", Transient),
+    ],
+)
+def test_telegram_s_errors_map_to_exceptions(
+    status: int, description: str, error: type[Exception]
+) -> None:
+    api = _api(status, {"ok": False, "error_code": status, "description": description})
+    with pytest.raises(error) as raised:
+        api.send_message(5, "hi")
+    assert description in str(raised.value)
+
+
+def test_time_outs_broken_connections_and_garbage_are_transient() -> None:
+    for failure in (httpx.ReadTimeout("slow"), httpx.ConnectError("refused")):
+        with pytest.raises(Transient):
+            _api(200, failure).send_message(5, "hi")
+    with pytest.raises(Transient):
+        _api(502, "<html>bad gateway</html>").send_message(5, "hi")
+
+
+def test_files_are_uploaded_as_multipart_with_their_name() -> None:
+    seen: list[httpx.Request] = []
+    api = _api(200, {"ok": True, "result": {"message_id": 9}}, seen)
+    assert api.send_document(5, "通报.xlsx", b"PK\x03\x04", "application/vnd.ms-excel") == 9
+    body = seen[0].read()
+    assert str(seen[0].url).endswith("/sendDocument")
+    assert b'name="document"' in body and "通报.xlsx".encode() in body and b"PK\x03\x04" in body
+
+
+def test_the_redis_windows_let_no_two_threads_past_a_full_window(
+    redis_url: str, namespace: str
+) -> None:
+    limiter = make_limiter(redis_url, Rates(global_per_second=10, margin=0.0), namespace)
+    try:
+        taken: list[float] = []
+        lock = threading.Lock()
+
+        def grab(chat: int) -> None:
+            wait = limiter.try_acquire(chat)
+            with lock:
+                taken.append(wait)
+
+        threads = [threading.Thread(target=grab, args=(chat,)) for chat in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # Forty at the same instant: the overall window paces them, one goes.
+        assert sum(1 for wait in taken if wait == 0) == 1
+        assert all(0 < wait <= 0.1 for wait in taken if wait)
+        assert limiter.peek(0) > 0 and limiter.peek(-1) > 0
+        # Another process (another limiter on the same keys) sees the same windows.
+        other = make_limiter(redis_url, Rates(global_per_second=10, margin=0.0), namespace)
+        assert other.try_acquire(99) > 0
+        other.close()
+    finally:
+        limiter.close()
