@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from cli import audit, bulletins, database, exports, holidays, imports, invites, scheduler, worker
+from cli import sandbox as sandbox_command
 
 app = typer.Typer(
     name="closeout",
@@ -26,6 +27,7 @@ app.command("invite", no_args_is_help=True)(invites.invite)
 app.command("export")(exports.export)
 worker.register(app)  # run, bot, worker, notifications
 scheduler.register(app)  # scheduler, sweep
+sandbox_command.register(app)  # sandbox
 
 
 def main() -> None:
