@@ -9,9 +9,9 @@ from telegram.ext import BaseHandler, CommandHandler
 from bot.commands import commands_for
 from bot.guard import CONTINUE_PAYLOAD, Who, command, guess_lang, is_group, lookup, reply, who_is
 from bot.services import Context
-from bot.texts import role_word, t
 from models.invites import InviteRefused, redeem_invite
 from models.tables import Member
+from models.texts import role_word, t
 
 
 async def start(update: Update, context: Context) -> None:

@@ -35,7 +35,6 @@ from bot.conversations.reasons import ask_reason
 from bot.guard import Who, answer, button, command, guess_lang, reply, who_is
 from bot.replies import card_for, markup, record_sent, send
 from bot.services import Context, Services
-from bot.texts import t
 from models.ledger import (
     InputRefused,
     act,
@@ -52,6 +51,7 @@ from models.permissions import can_view, check
 from models.states import Action, actions_allowed_in, next_status
 from models.summaries import Facts
 from models.tables import Item, Org
+from models.texts import t
 
 #: The button verbs this module answers (bot.callbacks); `sub`, `itm` and `pg`
 #: belong to the conversations and the queries.

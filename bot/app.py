@@ -26,8 +26,8 @@ from bot import account, actions, conversations, queries, spotchecks
 from bot.commands import COMMANDS
 from bot.guard import guess_lang, reply
 from bot.services import BotApplication, Context, Services
-from bot.texts import t
 from models.invites import remember_bot_username
+from models.texts import t
 from settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot import callbacks
-from bot.texts import kind_word, level_word, severity_word, status_word, t
 from models.deadlines import light_emoji
 from models.summaries import ItemSummary
-
-#: Telegram's limit on a message's text, in characters.
-MESSAGE_MAX = 4096
+from models.texts import clip, kind_word, level_word, severity_word, status_word, t
 
 Button = tuple[str, str]
 
@@ -115,11 +112,6 @@ def item_line(lang: str, item: ItemSummary) -> str:
     due = item.due_date.isoformat() if item.due_date else "—"
     extra = f", {t(lang, 'card_overdue', days=item.days_overdue)}" if item.days_overdue else ""
     return f"{headline(lang, item)} — {status_word(lang, item.status)}, {due}{extra}"
-
-
-def clip(text: str, limit: int = MESSAGE_MAX) -> str:
-    """Text cut to Telegram's limit, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def pager(

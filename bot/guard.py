@@ -23,11 +23,11 @@ from telegram.constants import ChatType
 
 from bot.callbacks import Press, decode
 from bot.services import Context
-from bot.texts import refusal, t
 from models.people import actor_for
 from models.permissions import Actor
 from models.states import Refused
 from models.tables import Member, Org
+from models.texts import refusal, t
 
 #: The deep-link payload of "continue in private" buttons.
 CONTINUE_PAYLOAD = "continue"

@@ -23,11 +23,10 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot import callbacks
 from bot.arguments import item_number
-from bot.cards import Button, Card, clip, item_card, item_line, list_card, pager
+from bot.cards import Button, Card, item_card, item_line, list_card, pager
 from bot.guard import Who, button, command, is_group, reply
 from bot.replies import card_for, markup, send
 from bot.services import Context, Services
-from bot.texts import event_word, status_word, t
 from models.export import export_rows, write_xlsx
 from models.ledger import InputRefused
 from models.queries import (
@@ -52,6 +51,7 @@ from models.queries import (
 from models.roles import STATUSES
 from models.summaries import ItemSummary, summarize_many
 from models.tables import Milestone, Org
+from models.texts import clip, event_word, status_word, t
 
 # The views a page button can ask for (callback verb `pg`, arg "VIEW[.ORG_ID]").
 MY = "my"

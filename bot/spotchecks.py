@@ -19,11 +19,10 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler
 
 from bot.arguments import arguments, first_word, item_number
-from bot.cards import clip, item_card
+from bot.cards import item_card
 from bot.guard import Who, command, reply
 from bot.replies import send
 from bot.services import Context, Services
-from bot.texts import t
 from models import clock
 from models.ledger import get_item
 from models.permissions import ADMIN, INSPECTOR
@@ -37,6 +36,7 @@ from models.spotchecks import (
 )
 from models.summaries import ItemSummary, summarize, summarize_many
 from models.tables import Item
+from models.texts import clip, t
 
 #: Look-back items sent as their own card after the list; the rest are listed only.
 CARDS_SHOWN = 10  # cards

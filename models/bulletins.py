@@ -48,8 +48,6 @@ from sqlalchemy import and_, exists, false, or_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, func, select
 
-from bot.cards import clip
-from bot.texts import kind_word, status_word, t
 from models import clock
 from models.deadlines import GREEN, RED, YELLOW, days_overdue, light
 from models.export import export_rows, write_xlsx
@@ -74,6 +72,7 @@ from models.rankings import (
 from models.roles import FINISHED, STATUSES
 from models.summaries import Facts
 from models.tables import Attachment, Item, Milestone, Notification, Org
+from models.texts import clip, kind_word, status_word, t
 from models.workdays import WorkCalendar
 
 if TYPE_CHECKING:  # settings are read by the caller, never imported here at run time

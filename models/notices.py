@@ -31,11 +31,11 @@ from sqlalchemy import insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from bot.texts import t
 from models import clock
 from models.deadlines import days_overdue
 from models.roles import FINISHED
 from models.tables import Attachment, Item, Member
+from models.texts import t
 from models.workdays import WorkCalendar
 
 #: MIME type of a .docx.

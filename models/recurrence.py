@@ -36,7 +36,6 @@ from dateutil.rrule import rrule, rrulestr
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.texts import t
 from models import clock
 from models.audit import append_event
 from models.ledger import InputRefused, NewItem, create_item, get_item, view_of
@@ -45,6 +44,7 @@ from models.permissions import Actor, check
 from models.roles import FINISHED
 from models.states import Action
 from models.tables import Item
+from models.texts import t
 
 log = logging.getLogger(__name__)
 

@@ -71,7 +71,6 @@ from sqlalchemy import exists, text
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
-from bot.texts import t
 from models import clock
 from models.audit import append_event
 from models.ledger import act, get_item
@@ -94,6 +93,7 @@ from models.rankings import (
 )
 from models.states import Action, Refused
 from models.tables import GroupMember, GroupScope, InspectionGroup, Item, Member, Org, SpotCheck
+from models.texts import t
 
 COMPREHENSIVE = "comprehensive"
 LOOKBACK = "lookback"

@@ -44,7 +44,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.replies import remember_card
-from bot.texts import LANGS, t
 from models import clock
 from models.db import transaction
 from models.delivery import (
@@ -75,6 +74,7 @@ from models.outbox import notify
 from models.people import admins
 from models.summaries import Facts
 from models.tables import Attachment, Card, Item, Member, Notification
+from models.texts import LANGS, t
 from models.workdays import WorkCalendar
 from tasks import Runtime, runtime
 from tasks.broker import configured_broker, queue_backlog

@@ -21,12 +21,12 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from bot import callbacks
-from bot.cards import MESSAGE_MAX, Card, clip, item_card, item_line
-from bot.texts import t
+from bot.cards import Card, item_card, item_line
 from models.delivery import DIGEST, Recipient, is_urgent, notification_data
 from models.people import actor_for
 from models.summaries import Facts, ItemSummary, summarize_many
 from models.tables import Item, Notification
+from models.texts import MESSAGE_MAX, clip, t
 
 #: Details buttons per keyboard row in a bundled message.
 BUTTONS_PER_ROW = 3

@@ -30,13 +30,13 @@ from bot.conversations.flows import ATTACH, Flow, locked_draft
 from bot.guard import Who
 from bot.replies import card_for, card_item, send
 from bot.services import Context
-from bot.texts import kind_word, t
 from models.drafts import clear_draft, start_draft, update_draft
 from models.ledger import attach_evidence, get_item, view_of
 from models.permissions import Actor, check
 from models.states import Action, next_status
 from models.summaries import Facts
 from models.tables import Item
+from models.texts import kind_word, t
 
 #: How our acknowledgements about an item begin (texts "attached", "already_attached",
 #: "attach_finished", "submit_got"): "#12：…" in Chinese, "#12: …" in English.

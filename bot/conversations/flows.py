@@ -18,10 +18,10 @@ from sqlmodel import Session
 from bot.conversations.evidence import Entry
 from bot.guard import Who
 from bot.services import Context
-from bot.texts import TEXTS, refusal, t
 from models.drafts import draft_data, get_draft
 from models.states import Refused
 from models.tables import Draft
+from models.texts import TEXTS, refusal, t
 
 #: The flows (Draft.flow): the attach window after a creation, the guided /new,
 #: an open /submit, and a reason an action button asked for.

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from bot.texts import SEVERITY
 from models.ledger import InputRefused
 from models.limits import TITLE_MAX
 from models.orgs import resolve_org
 from models.permissions import Actor, PermissionRefused, can_create, scope_paths
 from models.tables import Org
+from models.texts import SEVERITY
 
 #: The kinds each creating command adds (SPEC §4).
 KIND_OF_COMMAND = {

@@ -41,7 +41,6 @@ from bot.conversations.turns import in_turn
 from bot.guard import Who, button, reply
 from bot.replies import drop_buttons, send
 from bot.services import Context
-from bot.texts import SEVERITY, severity_word, t
 from models.deadlines import default_due_date
 from models.drafts import clear_draft, start_draft, update_draft
 from models.ledger import InputRefused, NewItem, attach_evidence, check_new_item, create_item
@@ -50,6 +49,7 @@ from models.permissions import Actor, can_create
 from models.states import Refused
 from models.summaries import Facts
 from models.tables import Org
+from models.texts import SEVERITY, severity_word, t
 
 #: The questions, in order.
 STEPS = ("org", "category", "severity", "description", "evidence", "due", "confirm")

@@ -27,9 +27,9 @@ from bot.conversations.turns import in_turn
 from bot.guard import Callback, Who, command, reply
 from bot.replies import send
 from bot.services import Context
-from bot.texts import t
 from models.deadlines import default_due_date
 from models.ledger import NewItem, create_item
+from models.texts import t
 
 
 async def create_at_once(

@@ -22,10 +22,10 @@ from bot.conversations.flows import (
 from bot.guard import Who, reply
 from bot.replies import card_for, send
 from bot.services import Context
-from bot.texts import TEXTS, t
 from models.drafts import clear_draft, start_draft
 from models.ledger import act
 from models.states import Refused
+from models.texts import TEXTS, t
 
 #: Refusals a reason draft survives: the member may simply send a better reason.
 REASON_RETRY = frozenset({"reason_required", "reason_too_long", "too_long"})

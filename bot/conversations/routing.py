@@ -28,8 +28,8 @@ from bot.conversations.turns import in_turn
 from bot.guard import Who, command, reply
 from bot.replies import send
 from bot.services import Context
-from bot.texts import t
 from models.drafts import clear_draft, get_draft
+from models.texts import t
 
 
 @in_turn

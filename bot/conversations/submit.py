@@ -31,12 +31,12 @@ from bot.conversations.turns import in_turn
 from bot.guard import Who, button, command, reply
 from bot.replies import card_for, drop_buttons, send
 from bot.services import Context
-from bot.texts import t
 from models.drafts import clear_draft, draft_data, start_draft, update_draft
 from models.ledger import InputRefused, act, attach_evidence, get_item, view_of
 from models.permissions import Actor, check
 from models.states import Action, Refused, next_status
 from models.tables import Item
+from models.texts import t
 
 
 def may_submit(session: Session, actor: Actor, item: Item) -> None:

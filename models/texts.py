@@ -11,6 +11,15 @@ from typing import Any
 
 from models.states import Refused
 
+#: Telegram's limit on a message's text, in characters.
+MESSAGE_MAX = 4096
+
+
+def clip(text: str, limit: int = MESSAGE_MAX) -> str:
+    """Text cut to Telegram's limit, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 LANGS = ("zh", "en")
 
 STATUS = {
