@@ -44,7 +44,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, false, or_
+from sqlalchemy import and_, false, or_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, func, select
 
@@ -53,7 +53,7 @@ from models.deadlines import GREEN, RED, YELLOW, days_overdue, light
 from models.export import export_rows, write_xlsx
 from models.holidays import load_calendar
 from models.outbox import notification_key, notify
-from models.queries import LIGHTS, LIST_KINDS, ledger_counts, overdue_items
+from models.queries import LIGHTS, LIST_KINDS, behind_roadmap, ledger_counts, overdue_items
 from models.rankings import (
     DAILY,
     GOOD,
@@ -71,7 +71,7 @@ from models.rankings import (
 )
 from models.roles import FINISHED, STATUSES
 from models.summaries import Facts
-from models.tables import Attachment, Item, Milestone, Notification, Org
+from models.tables import Attachment, Item, Notification, Org
 from models.texts import clip, kind_word, status_word, t
 from models.workdays import WorkCalendar
 
@@ -332,21 +332,12 @@ def org_counts(session: Session, scope: _Scope, facts: Facts) -> list[OrgCounts]
     ).all():
         statuses.setdefault(org_id, dict.fromkeys(STATUSES, 0))[status] = count
         names[org_id] = (code, name)
-    behind = (
-        exists()
-        .where(
-            col(Milestone.item_number) == col(Item.number),
-            col(Milestone.done_at).is_(None),
-            col(Milestone.due_date) < facts.today,
-        )
-        .label("behind")
-    )
     unfinished = (
         select(
             col(Item.org_id).label("org_id"),
             col(Item.status).label("status"),
             col(Item.due_date).label("due"),
-            behind,
+            behind_roadmap(facts.today),
         )
         .join(Org, col(Org.id) == col(Item.org_id))
         .where(col(Item.status).not_in(FINISHED), *within)

@@ -31,7 +31,7 @@ from math import ceil
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, exists, false, or_
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -213,6 +213,19 @@ def _local_day(moment: datetime, zone: ZoneInfo) -> date:
     return moment.astimezone(zone).date()
 
 
+def behind_roadmap(today: date) -> Label[bool]:
+    """A column `behind`: the item has a roadmap step past its date and not done."""
+    return (
+        exists()
+        .where(
+            col(Milestone.item_number) == col(Item.number),
+            col(Milestone.done_at).is_(None),
+            col(Milestone.due_date) < today,
+        )
+        .label("behind")
+    )
+
+
 def ledger_counts(
     session: Session, *, scope: tuple[str, ...] | None, facts: Facts, zone: ZoneInfo
 ) -> LedgerCounts:
@@ -236,17 +249,12 @@ def ledger_counts(
     ).all():
         by_status[status] = count
 
-    behind = (
-        exists()
-        .where(
-            col(Milestone.item_number) == col(Item.number),
-            col(Milestone.done_at).is_(None),
-            col(Milestone.due_date) < facts.today,
-        )
-        .label("behind")
-    )
     unfinished = (
-        select(col(Item.status).label("status"), col(Item.due_date).label("due"), behind)
+        select(
+            col(Item.status).label("status"),
+            col(Item.due_date).label("due"),
+            behind_roadmap(facts.today),
+        )
         .join(Org, col(Org.id) == col(Item.org_id))
         .where(col(Item.status).not_in(FINISHED), *conditions)
         .subquery()
