@@ -11,8 +11,10 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
@@ -20,14 +22,25 @@ from sqlmodel import Session, col, select
 
 from models import clock
 from models.db import transaction
+from models.ladder import OVERDUE
 from models.outbox import notify
 from models.tables import Notification
 from sandbox.botapi import BotApiServer, Limits
 from tasks import Runtime, load_actors
 from tasks.delivery import FRESH_GRACE, deliver, pump_once
 from tests.support import District
-from tests.tasks.support import ROOT, make_settings, owe, rows, wait_until, worker_process
+from tests.tasks.support import (
+    ROOT,
+    make_settings,
+    new_item,
+    owe,
+    rows,
+    wait_until,
+    worker_process,
+)
 
+#: The fixture district's time zone (`make_settings`).
+ZONE = ZoneInfo("Asia/Shanghai")
 #: Private chats the alerts go to, from this id on.
 FIRST_CHAT = 70_000
 
@@ -172,6 +185,45 @@ def test_two_worker_processes_share_the_limits_never_exceeding_a_window(
     assert all("Worker process is ready" in log for log in logs)
 
 
+@contextmanager
+def closeout_run(
+    database_url: str, botapi: BotApiServer, log: Path, *extra: str, redis_url: str = ""
+) -> Iterator[None]:
+    """`closeout run` as a subprocess on these settings; stopped with SIGTERM, which must exit 0."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "run", *extra],
+        cwd=ROOT,
+        env=_env(database_url, botapi, redis_url),
+        stdout=open(log, "wb"),  # noqa: SIM115 - closed with the process
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+    assert code == 0, log.read_text()
+
+
+def _env(database_url: str, botapi: BotApiServer, redis_url: str = "") -> dict[str, str]:
+    settings = make_settings(database_url, botapi)
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        BOT_TOKEN=settings.BOT_TOKEN or "",
+        TELEGRAM_API_URL=settings.TELEGRAM_API_URL,
+        TELEGRAM_FILE_URL=settings.TELEGRAM_FILE_URL,
+        QUIET_HOURS="",
+    )
+    return env
+
+
 def test_closeout_run_serves_the_bot_delivers_at_once_and_pumps_what_others_wrote(
     engine: Engine,
     database_url: str,
@@ -180,26 +232,7 @@ def test_closeout_run_serves_the_bot_delivers_at_once_and_pumps_what_others_wrot
     people: dict[str, int],
     tmp_path: Path,
 ) -> None:
-    settings = make_settings(database_url, botapi)
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url,
-        REDIS_URL="",
-        BOT_TOKEN=settings.BOT_TOKEN or "",
-        TELEGRAM_API_URL=settings.TELEGRAM_API_URL,
-        TELEGRAM_FILE_URL=settings.TELEGRAM_FILE_URL,
-        QUIET_HOURS="",
-    )
-    log = tmp_path / "run.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=open(log, "wb"),  # noqa: SIM115 - closed with the process
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    with closeout_run(database_url, botapi, tmp_path / "run.log"):
         inspector, secretary = people["M003"], people["M005"]
         # A finding logged in chat owes the secretary a push, sent after the commit:
         reply = botapi.client.send_text(inspector, "/new B01 | 食堂账目不清 | 10")
@@ -210,7 +243,7 @@ def test_closeout_run_serves_the_bot_delivers_at_once_and_pumps_what_others_wrot
         # … faster than the pump could have: it leaves a row to its writer for 5 s.
         assert time.monotonic() - logged < FRESH_GRACE.total_seconds()
 
-        # A row written by another process (`closeout sweep` in a second shell):
+        # A row written by another process:
         owe(
             engine,
             stage="spotcheck",
@@ -218,11 +251,45 @@ def test_closeout_run_serves_the_bot_delivers_at_once_and_pumps_what_others_wrot
             data={"text": {"zh": "抽查", "en": "Spot check this month"}},
         )
         botapi.client.wait_for_blocking(people["M004"], "Spot check this month", timeout=30)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            code = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            raise
-    assert code == 0, log.read_text()
+
+
+@pytest.mark.parametrize("with_redis", [False, True], ids=["embedded", "redis"])
+def test_closeout_sweep_from_a_second_shell_reaches_the_chat_within_seconds(
+    with_redis: bool,
+    request: pytest.FixtureRequest,
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    district: District,
+    people: dict[str, int],
+    tmp_path: Path,
+) -> None:
+    redis_url, extra = "", ()
+    if with_redis:
+        redis_url = request.getfixturevalue("redis_url")
+        extra = ("--redis-namespace", request.getfixturevalue("namespace"))
+    # Overdue by the real calendar: `closeout sweep` runs on today's date.
+    number = new_item(
+        engine, district, "B01", "整改台账逾期未报", clock.today(ZONE) - timedelta(days=30), "M005"
+    )
+    with closeout_run(database_url, botapi, tmp_path / "run.log", *extra, redis_url=redis_url):
+        swept = subprocess.run(
+            [sys.executable, "-m", "cli", "sweep"],
+            cwd=ROOT,
+            env=_env(database_url, botapi, redis_url),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert swept.returncode == 0, swept.stderr
+        # The running process's pump finds what the other process wrote.
+        wait_until(
+            lambda: _sent(engine, number, OVERDUE), timeout=30, what="the overdue alert sent"
+        )
+    alerts = [m.plain_text or "" for m in botapi.client.messages(people["M005"])]
+    assert any("整改台账逾期未报" in text and "已逾期" in text for text in alerts)
+
+
+def _sent(engine: Engine, number: int, stage: str) -> bool:
+    owed = [r for r in rows(engine) if r.item_number == number and r.stage == stage]
+    return bool(owed) and all(r.status == "sent" for r in owed)
