@@ -34,10 +34,13 @@ of nor shown that check.
 
 Idempotent per month: if the period already has checks of that kind, nothing
 is written and the existing checks are returned, so a re-run job assigns the
-same sample and owes nothing new. (The table's unique constraint (kind,
-period, org, item) does not stop a second comprehensive row, whose item is
-NULL — NULLs are distinct in SQL — so assignments take a lock first:
-PostgreSQL's advisory lock; SQLite's BEGIN IMMEDIATE already serialises writers.)
+same sample and owes nothing new. Assignments take a lock first, so a second
+run waits for the first and then finds its checks: PostgreSQL's advisory lock;
+SQLite's BEGIN IMMEDIATE already serialises writers. (The table backs this up:
+its unique constraint (kind, period, org, item) stops a second look-back, and a
+partial unique index a second comprehensive row of a unit in a month, whose
+item is NULL — NULLs being distinct in SQL. Should a writer ever get past the
+lock, its transaction fails and the retried job finds the month assigned.)
 
 Look-backs sample items closed `LOOKBACK_MIN_DAYS`–`LOOKBACK_MAX_DAYS` days
 before the period's first day (local closing day), not looked back before and

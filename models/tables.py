@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.limits import CODE_MAX, NAME_MAX, REASON_MAX, TITLE_MAX
@@ -268,7 +268,20 @@ class SpotCheck(SQLModel, table=True):
     passed: bool | None = None
     note: str | None = Field(default=None, max_length=REASON_MAX)
 
-    __table_args__ = (UniqueConstraint("kind", "period", "org_id", "item_number"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "period", "org_id", "item_number"),
+        # The constraint above lets comprehensive rows (item_number NULL) repeat,
+        # NULLs being distinct: one per unit and month, whatever the writer does.
+        Index(
+            "uq_spot_check_unit_month",
+            "kind",
+            "period",
+            "org_id",
+            unique=True,
+            sqlite_where=text("item_number IS NULL"),
+            postgresql_where=text("item_number IS NULL"),
+        ),
+    )
 
 
 class Lease(SQLModel, table=True):

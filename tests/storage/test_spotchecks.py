@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, delete, func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from models import clock
@@ -211,6 +212,26 @@ def test_rerunning_the_month_writes_nothing_new(
     assert [c.id for c in again.checks] == [c.id for c in first.checks]
     assert [c.id for c in looked_again.checks] == [c.id for c in looked.checks]
     assert (len(_spot_notifications(engine)), _count(engine, SpotCheck)) == counts
+
+
+def test_two_comprehensive_checks_of_one_unit_in_one_month_cannot_both_be_written(
+    engine: Engine, district: District, frozen_clock: FrozenClock
+) -> None:
+    # The writer's lock keeps it from trying; the table refuses whoever does.
+    def comprehensive(group: str) -> SpotCheck:
+        return SpotCheck(
+            kind=COMPREHENSIVE,
+            period=MARCH.key,
+            org_id=district.orgs["B01"],
+            group_id=district.groups[group],
+            assigned_at=clock.now(),
+        )
+
+    with transaction(engine) as session:
+        session.add(comprehensive("GRP1"))
+    with pytest.raises(IntegrityError), transaction(engine) as session:
+        session.add(comprehensive("GRP2"))
+    assert _count(engine, SpotCheck) == 1
 
 
 def _count(engine: Engine, table: type) -> int:
