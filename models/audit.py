@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models import clock
 from models.tables import ChainHead, Event
@@ -135,7 +135,7 @@ def _events(session: Session) -> Iterator[Event]:
     after = 0
     while True:
         batch = session.exec(
-            select(Event).where(Event.seq > after).order_by(Event.seq).limit(VERIFY_BATCH)
+            select(Event).where(Event.seq > after).order_by(col(Event.seq)).limit(VERIFY_BATCH)
         ).all()
         if not batch:
             return

@@ -436,7 +436,7 @@ def oldest_overdue(session: Session, scope: _Scope, facts: Facts) -> list[Overdu
             number=item.number,  # type: ignore[arg-type]
             title=item.title,
             org_name=orgs.get(item.org_id, ""),
-            due_date=item.due_date,  # type: ignore[arg-type]
+            due_date=item.due_date,
             days=days_overdue(item.status, item.due_date, facts.today, facts.calendar),
         )
         for item in page.items
@@ -467,7 +467,7 @@ def kind_progress(
     """Per kind (the ledger, then the three lists): counts by status now, and the period's flow."""
     counts: dict[str, dict[str, int]] = {kind: dict.fromkeys(STATUSES, 0) for kind in QUARTER_KINDS}
     for kind, status, count in session.exec(
-        select(Item.kind, Item.status, func.count())  # type: ignore[call-overload]
+        select(Item.kind, Item.status, func.count())
         .join(Org, col(Org.id) == col(Item.org_id))
         .where(*_within(scope))
         .group_by(col(Item.kind), col(Item.status))

@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import delete, insert, update
-from sqlmodel import Session, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
 
 from models.limits import CODE_MAX, NAME_MAX
 from models.roles import ORG_KINDS, join_roles, parse_roles
 from models.sheets import ImportRefused, Row, RowError, read_tables
 from models.tables import GroupMember, GroupScope, InspectionGroup, Member, Org
 
-COLUMNS = {
+COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
     "orgs": {
         "code": ("编码", "组织编码"),
         "name": ("名称", "组织名称"),
@@ -275,13 +276,11 @@ def read_directory(path: Path, *, session: Session) -> Directory:
     """Read and check a directory file against what is stored; raise `ImportRefused`."""
     tables = read_tables(path, COLUMNS, required=REQUIRED, optional_sheets=("members", "groups"))
     directory, errors = parse_directory({name: table.rows for name, table in tables.items()})
-    known_orgs = {
-        code: parent
-        for code, parent in session.exec(select(Org.code, Org.parent_id)).all()  # type: ignore[misc]
-    }
-    if known_orgs:
-        codes_by_id = dict(session.exec(select(Org.id, Org.code)).all())  # type: ignore[arg-type]
-        known_orgs = {code: codes_by_id.get(parent) for code, parent in known_orgs.items()}
+    parent_ids = dict(session.exec(select(Org.code, Org.parent_id)).all())
+    known_orgs: dict[str, str | None] = {}
+    if parent_ids:
+        codes_by_id = dict(session.exec(select(Org.id, Org.code)).all())
+        known_orgs = {code: codes_by_id.get(parent) for code, parent in parent_ids.items()}
     known_members = set(session.exec(select(Member.code)).all())
     errors.extend(check_directory(directory, known_orgs=known_orgs, known_members=known_members))
     if errors:
@@ -291,7 +290,11 @@ def read_directory(path: Path, *, session: Session) -> Directory:
 
 
 def _org_paths(session: Session) -> dict[int, str]:
-    parents = dict(session.exec(select(Org.id, Org.parent_id)).all())  # type: ignore[arg-type]
+    parents = {
+        org_id: parent
+        for org_id, parent in session.exec(select(Org.id, Org.parent_id)).all()
+        if org_id is not None  # stored rows have ids
+    }
     paths: dict[int, str] = {}
 
     def path_of(org_id: int) -> str:
@@ -360,33 +363,35 @@ def apply_directory(
     changes.orgs_added, changes.orgs_changed = len(added), len(changed)
     advance(len(directory.orgs))
 
-    org_ids = {code: org.id for code, org in orgs.items()}
+    org_ids = {code: org.id for code, org in orgs.items() if org.id is not None}
+    # session.execute with SQLAlchemy's select: sqlmodel's select is typed for
+    # at most four columns; the rows are the same.
     stored = {
-        row.code: row
-        for row in session.exec(
-            select(
-                Member.id,
-                Member.code,
-                Member.name,
-                Member.org_id,
-                Member.roles,
-                Member.telegram_username,
-                Member.language,
+        stored_row.code: stored_row
+        for stored_row in session.execute(
+            sa_select(
+                col(Member.id),
+                col(Member.code),
+                col(Member.name),
+                col(Member.org_id),
+                col(Member.roles),
+                col(Member.telegram_username),
+                col(Member.language),
             )
         ).all()
     }
     new_rows, changed_rows = [], []
-    for row in directory.members:
+    for member_row in directory.members:
         values = {
-            "name": row.name,
-            "org_id": org_ids[row.org_code],
-            "roles": join_roles(row.roles),
-            "telegram_username": row.telegram_username,
-            "language": row.language,
+            "name": member_row.name,
+            "org_id": org_ids[member_row.org_code],
+            "roles": join_roles(member_row.roles),
+            "telegram_username": member_row.telegram_username,
+            "language": member_row.language,
         }
-        current = stored.get(row.code)
+        current = stored.get(member_row.code)
         if current is None:
-            new_rows.append({"code": row.code, **values})
+            new_rows.append({"code": member_row.code, **values})
         elif any(getattr(current, key) != value for key, value in values.items()):
             changed_rows.append({"id": current.id, **values})
     # render_nulls: the ORM drops None values from a bulk insert's rows, so rows
@@ -404,34 +409,39 @@ def apply_directory(
         advance(0)
 
     if directory.groups:
-        member_ids = dict(session.exec(select(Member.code, Member.id)).all())  # type: ignore[arg-type]
+        member_ids = {
+            code: member_id
+            for code, member_id in session.exec(select(Member.code, Member.id)).all()
+            if member_id is not None  # stored rows have ids
+        }
         groups = {group.code: group for group in session.exec(select(InspectionGroup)).all()}
-        for row in directory.groups:
-            group = groups.get(row.code)
-            changed = False
+        for group_row in directory.groups:
+            group = groups.get(group_row.code)
+            group_changed = False
             if group is None:
-                group = InspectionGroup(code=row.code, name=row.name)
+                group = InspectionGroup(code=group_row.code, name=group_row.name)
                 session.add(group)
                 session.flush()
                 changes.groups_added += 1
-            elif group.name != row.name:
-                group.name = row.name
-                changed = True
-            changed |= _replace_links(
+            elif group.name != group_row.name:
+                group.name = group_row.name
+                group_changed = True
+            assert group.id is not None  # stored, or flushed above
+            group_changed |= _replace_links(
                 session,
                 GroupMember,
                 group.id,
                 "member_id",
-                {member_ids[code] for code in row.member_codes},
+                {member_ids[code] for code in group_row.member_codes},
             )
-            changed |= _replace_links(
+            group_changed |= _replace_links(
                 session,
                 GroupScope,
                 group.id,
                 "org_id",
-                {org_ids[code] for code in row.scope_org_codes},
+                {org_ids[code] for code in group_row.scope_org_codes},
             )
-            if changed and group.id is not None and row.code in groups:
+            if group_changed and group_row.code in groups:
                 changes.groups_changed += 1
         advance(len(directory.groups))
     session.flush()
@@ -441,21 +451,19 @@ def apply_directory(
 def _replace_links(
     session: Session,
     table: type[GroupMember] | type[GroupScope],
-    group_id: int | None,
+    group_id: int,
     column: str,
-    wanted: set[int | None],
+    wanted: set[int],
 ) -> bool:
     current = set(
-        session.exec(
-            select(getattr(table, column)).where(table.group_id == group_id)  # type: ignore[arg-type]
-        ).all()
+        session.exec(select(getattr(table, column)).where(col(table.group_id) == group_id)).all()
     )
     if current == wanted:
         return False
     gone = current - wanted
     if gone:
         session.execute(
-            delete(table).where(table.group_id == group_id, getattr(table, column).in_(gone))
+            delete(table).where(col(table.group_id) == group_id, getattr(table, column).in_(gone))
         )
     for value in wanted - current:
         session.add(table(group_id=group_id, **{column: value}))

@@ -335,11 +335,11 @@ def write_xlsx(rows: Iterable[Mapping[str, Any]], target: Path | str | IO[bytes]
     Returns how many rows were written.
     """
     # Imported here: openpyxl is slow to import and only this writer needs it.
-    from openpyxl import Workbook  # type: ignore[import-untyped]  # ships no type hints
-    from openpyxl.cell import WriteOnlyCell  # type: ignore[import-untyped]
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE  # type: ignore[import-untyped]
-    from openpyxl.styles import Font  # type: ignore[import-untyped]
-    from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     workbook = Workbook(write_only=True)
     bold = Font(bold=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.tables import Holiday
 from models.workdays import HolidayRow, WorkCalendar
@@ -12,7 +12,7 @@ from models.workdays import HolidayRow, WorkCalendar
 
 def load_calendar(session: Session) -> WorkCalendar:
     """The working-day calendar: the admin's days over the official calendar."""
-    rows = session.exec(select(Holiday.day, Holiday.is_workday)).all()
+    rows = session.exec(select(col(Holiday.day), col(Holiday.is_workday))).all()
     return WorkCalendar({day: is_workday for day, is_workday in rows})
 
 

@@ -366,7 +366,7 @@ def check_against_stored(
             ).where(col(Item.external_ref).in_(refs))
         ).all():
             stored[str(ref)] = _Stored(kind, org_id, created_at, due)
-    codes = dict(session.exec(select(Org.id, Org.code)).all())  # type: ignore[arg-type]
+    codes = dict(session.exec(select(Org.id, Org.code)).all())
     orphans = {row.org_id for row in rows if row.responsible_id is None}
     headed: set[int] = set()
     for org_ids in _chunks(sorted(orphans)):
@@ -475,7 +475,7 @@ def _baselines(
     if not baselines:
         return {}
     events = session.exec(
-        select(Event.item_number, Event.action, Event.to_status, Event.data)  # type: ignore[call-overload]
+        select(Event.item_number, Event.action, Event.to_status, Event.data)
         .where(
             col(Event.item_number).in_(list(baselines)),
             col(Event.action).in_(("create", IMPORT_UPDATE)),

@@ -5,7 +5,7 @@ Queries over the directory; they take the session and never commit.
 
 from __future__ import annotations
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
 
 from models.permissions import Actor
@@ -40,10 +40,10 @@ def _ancestors(path: str) -> list[str]:
     return ["/" + "/".join(ids[: end + 1]) + "/" for end in range(len(ids))]
 
 
-def _with_role(role: str):  # type: ignore[no-untyped-def]
+def _with_role(role: str) -> ColumnElement[bool]:
     # Roles are stored ";"-joined in a fixed order, so a role is a whole segment.
     return or_(
-        Member.roles == role,
+        col(Member.roles) == role,
         col(Member.roles).startswith(f"{role};"),
         col(Member.roles).contains(f";{role};"),
         col(Member.roles).endswith(f";{role}"),
@@ -53,7 +53,7 @@ def _with_role(role: str):  # type: ignore[no-untyped-def]
 def _of_org(session: Session, org_id: int, role: str) -> list[Member]:
     return list(
         session.exec(
-            select(Member).where(Member.org_id == org_id, _with_role(role)).order_by(Member.id)
+            select(Member).where(Member.org_id == org_id, _with_role(role)).order_by(col(Member.id))
         ).all()
     )
 
@@ -79,7 +79,7 @@ def inspectors_covering(session: Session, org_path: str) -> list[Member]:
             .join(Org, col(Org.id) == GroupScope.org_id)
             .where(col(Org.path).in_(ancestors), _with_role("inspector"))
             .distinct()
-            .order_by(Member.id)
+            .order_by(col(Member.id))
         ).all()
     )
 
@@ -92,7 +92,7 @@ def leaders_above(session: Session, org_path: str) -> list[Member]:
             select(Member)
             .join(Org, col(Org.id) == Member.org_id)
             .where(Org.path == path, _with_role("leader"))
-            .order_by(Member.id)
+            .order_by(col(Member.id))
         ).all()
         if leaders:
             return list(leaders)
@@ -100,4 +100,5 @@ def leaders_above(session: Session, org_path: str) -> list[Member]:
 
 
 def admins(session: Session) -> list[Member]:
-    return list(session.exec(select(Member).where(_with_role("admin")).order_by(Member.id)).all())
+    statement = select(Member).where(_with_role("admin")).order_by(col(Member.id))
+    return list(session.exec(statement).all())

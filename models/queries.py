@@ -424,7 +424,7 @@ def milestones_of(session: Session, numbers: Sequence[int]) -> dict[int, list[Mi
 def history(session: Session, number: int, *, limit: int = HISTORY_SHOWN) -> list[HistoryLine]:
     """The latest `limit` events of item #number, oldest first, with the actor's name."""
     rows = session.exec(
-        select(Event, Member.name)  # type: ignore[call-overload]
+        select(Event, Member.name)
         .outerjoin(Member, col(Member.id) == col(Event.actor_id))
         .where(col(Event.item_number) == number)
         .order_by(col(Event.seq).desc())

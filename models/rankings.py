@@ -352,7 +352,7 @@ def unit_outcomes(
         else_=0,
     )
     due_rows = session.exec(
-        select(col(Item.org_id), func.count(), func.sum(on_time))  # type: ignore[call-overload]
+        select(col(Item.org_id), func.count(), func.sum(on_time))
         .join(Org, col(Org.id) == col(Item.org_id))
         .where(
             *conditions,
@@ -369,7 +369,7 @@ def unit_outcomes(
     )
     overdue = dict(
         session.exec(
-            select(col(Item.org_id), func.count())  # type: ignore[call-overload]
+            select(col(Item.org_id), func.count())
             .join(Org, col(Org.id) == col(Item.org_id))
             .where(
                 *conditions,
@@ -386,7 +386,7 @@ def unit_outcomes(
     if within is not None:
         event_conditions.append(within)
     for org_id, action, count in session.exec(
-        select(col(Item.org_id), col(Event.action), func.count())  # type: ignore[call-overload]
+        select(col(Item.org_id), col(Event.action), func.count())
         .join(Item, col(Item.number) == col(Event.item_number))
         .join(Org, col(Org.id) == col(Item.org_id))
         .where(

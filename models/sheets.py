@@ -72,9 +72,9 @@ def _header_map(
             lookup[_normalise_header(alias)] = name
     mapping: dict[int, str] = {}
     for index, header in enumerate(headers):
-        name = lookup.get(_normalise_header(header))
-        if name is not None and name not in mapping.values():
-            mapping[index] = name
+        column = lookup.get(_normalise_header(header))
+        if column is not None and column not in mapping.values():
+            mapping[index] = column
     return mapping, sorted(set(columns) - set(mapping.values()))
 
 

@@ -227,7 +227,7 @@ def load_groups(session: Session) -> Groups:
     groups = session.exec(select(InspectionGroup)).all()
     paths: dict[int, list[str]] = {}
     for group_id, path in session.exec(
-        select(GroupScope.group_id, Org.path).join(Org, col(Org.id) == col(GroupScope.org_id))  # type: ignore[call-overload]
+        select(GroupScope.group_id, Org.path).join(Org, col(Org.id) == col(GroupScope.org_id))
     ).all():
         paths.setdefault(group_id, []).append(path)
     return Groups(
@@ -256,7 +256,7 @@ def _existing(session: Session, kind: str, period: Period) -> list[SpotCheck]:
 def _loads(session: Session, period: Period) -> dict[int, int]:
     return dict(
         session.exec(  # type: ignore[arg-type]
-            select(SpotCheck.group_id, func.count())  # type: ignore[call-overload]
+            select(SpotCheck.group_id, func.count())
             .where(SpotCheck.period == period.key, col(SpotCheck.group_id).is_not(None))
             .group_by(col(SpotCheck.group_id))
         ).all()
@@ -267,7 +267,7 @@ def inspections_in_year(session: Session, year: int) -> dict[int, int]:
     """org id → comprehensive spot checks assigned in the calendar year `year`."""
     return dict(
         session.exec(
-            select(SpotCheck.org_id, func.count())  # type: ignore[call-overload]
+            select(SpotCheck.org_id, func.count())
             .where(
                 SpotCheck.kind == COMPREHENSIVE,
                 col(SpotCheck.period).startswith(f"{year:04d}-"),
@@ -396,7 +396,7 @@ def assign_lookbacks(
     child = aliased(Item)
     looked = aliased(SpotCheck)
     rows = session.exec(
-        select(Item.number, Item.org_id, Org.code, Org.path)  # type: ignore[call-overload]
+        select(Item.number, Item.org_id, Org.code, Org.path)
         .join(Org, col(Org.id) == col(Item.org_id))
         .where(
             col(Item.status) == "closed",
@@ -448,7 +448,7 @@ def _members_of(session: Session, group_ids: Iterable[int]) -> dict[int, list[tu
     # group id → [(member id, member's org path)], by member id.
     members: dict[int, list[tuple[int, str]]] = {}
     for group_id, member_id, path in session.exec(
-        select(GroupMember.group_id, Member.id, Org.path)  # type: ignore[call-overload]
+        select(GroupMember.group_id, Member.id, Org.path)
         .join(Member, col(Member.id) == col(GroupMember.member_id))
         .join(Org, col(Org.id) == col(Member.org_id))
         .where(col(GroupMember.group_id).in_(list(group_ids)))

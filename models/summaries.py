@@ -85,18 +85,19 @@ def summarize_many(
     for row in session.exec(select(Milestone).where(col(Milestone.item_number).in_(numbers))):
         steps.setdefault(row.item_number, []).append(Step(row.due_date, row.done_at is not None))
     evidence = dict(
-        session.exec(  # type: ignore[arg-type]
+        session.exec(
             select(Evidence.item_number, func.count())
             .where(col(Evidence.item_number).in_(numbers))
-            .group_by(Evidence.item_number)
+            .group_by(col(Evidence.item_number))
         ).all()
     )
     children: dict[int, tuple[int, int]] = {}
-    for parent, status, count in session.exec(  # type: ignore[misc]
+    for parent, status, count in session.exec(
         select(Item.parent_number, Item.status, func.count())
         .where(col(Item.parent_number).in_(numbers))
-        .group_by(Item.parent_number, Item.status)
+        .group_by(col(Item.parent_number), col(Item.status))
     ).all():
+        assert parent is not None  # the where clause picks children
         closed, total = children.get(parent, (0, 0))
         children[parent] = (closed + (count if status == "closed" else 0), total + count)
     pending = {

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import MAXYEAR, date
 from pathlib import Path
 
-import chinese_calendar  # type: ignore[import-untyped]  # ships no type hints
+import chinese_calendar
 
 from models.sheets import ImportRefused, RowError, parse_date, read_tables
 
