@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from sqlalchemy import Engine
 from telegram import BotCommand, BotCommandScopeDefault, Update
@@ -41,7 +42,7 @@ def build_application(settings: Settings, engine: Engine) -> BotApplication:
     services = Services(engine=engine, settings=settings)
     # PTB makes bot_data by calling what it is given, typed as a class; ours is
     # the one Services object, so a factory stands there.
-    context_types: ContextTypes[Context, dict, dict, Services] = ContextTypes(  # type: ignore[call-overload]
+    context_types: ContextTypes[Context, dict[Any, Any], dict[Any, Any], Services] = ContextTypes(  # type: ignore[call-overload]
         context=Context, bot_data=lambda: services
     )
     application = (

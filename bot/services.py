@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -67,12 +67,12 @@ class Services:
         )
 
 
-class Context(CallbackContext[ExtBot[None], dict, dict, "Services"]):  # type: ignore[type-arg]
+class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], "Services"]):
     """The handlers' context: `context.bot_data` is the Services."""
 
     @property
     def services(self) -> Services:
-        return self.bot_data  # type: ignore[return-value]
+        return self.bot_data
 
 
-BotApplication = Application[ExtBot[None], Context, dict, dict, Services, None]  # type: ignore[type-arg]
+BotApplication = Application[ExtBot[None], Context, dict[Any, Any], dict[Any, Any], Services, None]
