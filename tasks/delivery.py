@@ -399,7 +399,7 @@ def _defer(rt: Runtime, ids: Sequence[int], own_id: int, *, seconds: float) -> N
 
 def retry_delay(attempts: int) -> float:
     """Seconds before attempt `attempts + 1`: RETRY_MIN doubling, capped, with jitter."""
-    base = min(RETRY_MAX, RETRY_MIN * 2 ** max(0, attempts - 1))
+    base: float = min(RETRY_MAX, RETRY_MIN * 2 ** max(0, attempts - 1))
     return base * (1 + random.uniform(0, RETRY_JITTER))
 
 
