@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from cli import context
 from models.bulletins import (
+    Bulletin,
     UnknownScope,
     bulletin_facts,
     bulletins_for_review,
@@ -95,7 +96,13 @@ def bulletin(
         raise typer.Exit(context.EXIT_REFUSED)
 
 
-def _print_review(kind: Kind, period: Period, built: list, *, configured: bool) -> None:
+def _print_review(
+    kind: Kind,
+    period: Period,
+    built: list[tuple[str | None, list[int], Bulletin]],
+    *,
+    configured: bool,
+) -> None:
     if not configured:
         context.err.print(
             f"no chat in BULLETIN_CHATS takes {kind.value} bulletins; showing the whole tree's"
