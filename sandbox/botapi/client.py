@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from sandbox.botapi.botinfo import visible_commands
 from sandbox.botapi.entities import detect_entities
@@ -39,6 +39,8 @@ UserRef = User | int
 ChatRef = Chat | int
 MessageRef = MessageRecord | int
 Predicate = Callable[[MessageRecord], bool] | str | None
+#: What a wait returns once its probe finds it.
+T = TypeVar("T")
 
 
 class SandboxClient:
@@ -392,8 +394,8 @@ class SandboxClient:
             self.world.changes.wait_blocking(version, remaining)
 
     async def _until(
-        self, probe: Callable[[], Any], timeout: float, describe: Callable[[], str]
-    ) -> Any:
+        self, probe: Callable[[], T | None], timeout: float, describe: Callable[[], str]
+    ) -> T:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             version = self.world.changes.version
