@@ -245,7 +245,7 @@ def _listed(
         .where(*conditions)
     ).one()
     rows = session.exec(
-        select(Item.number, Item.title, Org.code, Org.name, Item.due_date)  # type: ignore[call-overload]
+        select(Item.number, Item.title, Org.code, Org.name, Item.due_date)  # type: ignore[call-overload]  # sqlmodel types select() for up to four columns
         .join(Org, col(Org.id) == col(Item.org_id))
         .where(*conditions)
         .order_by(col(Item.number))
@@ -325,7 +325,7 @@ def org_counts(session: Session, scope: _Scope, facts: Facts) -> list[OrgCounts]
     statuses: dict[int, dict[str, int]] = {}
     names: dict[int, tuple[str, str]] = {}
     for org_id, code, name, status, count in session.exec(
-        select(Org.id, Org.code, Org.name, Item.status, func.count())  # type: ignore[call-overload]
+        select(Org.id, Org.code, Org.name, Item.status, func.count())  # type: ignore[call-overload]  # sqlmodel types select() for up to four columns
         .join(Org, col(Org.id) == col(Item.org_id))
         .where(*within)
         .group_by(col(Org.id), col(Org.code), col(Org.name), col(Item.status))
@@ -346,7 +346,7 @@ def org_counts(session: Session, scope: _Scope, facts: Facts) -> list[OrgCounts]
     lights: dict[int, dict[str, int]] = {}
     late_step = ((facts.today - timedelta(days=1), False),)
     for org_id, status, due, is_behind, count in session.exec(
-        select(  # type: ignore[call-overload]
+        select(  # type: ignore[call-overload]  # sqlmodel types select() for up to four columns
             unfinished.c.org_id,
             unfinished.c.status,
             unfinished.c.due,
@@ -433,7 +433,7 @@ def oldest_overdue(session: Session, scope: _Scope, facts: Facts) -> list[Overdu
     }
     return [
         OverdueRow(
-            number=item.number,  # type: ignore[arg-type]
+            number=item.number,  # type: ignore[arg-type]  # stored items have numbers
             title=item.title,
             org_name=orgs.get(item.org_id, ""),
             due_date=item.due_date,

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, event, inspect, or_, text, update
+from sqlalchemy import ColumnElement, and_, event, inspect, or_, text, update
 from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session, col, select
 
@@ -261,7 +261,7 @@ def _release(
     )
 
 
-def _same_recipient(row: Notification):  # type: ignore[no-untyped-def]
+def _same_recipient(row: Notification) -> ColumnElement[bool]:
     if row.recipient_id is not None:
         return col(Notification.recipient_id) == row.recipient_id
     return and_(col(Notification.chat_id) == row.chat_id, col(Notification.recipient_id).is_(None))

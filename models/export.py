@@ -258,7 +258,7 @@ def _milestones_behind(
     if not numbers:
         return behind
     rows = session.exec(
-        select(Milestone.item_number, Milestone.due_date).where(  # type: ignore[call-overload]
+        select(col(Milestone.item_number), col(Milestone.due_date)).where(
             col(Milestone.item_number).in_(numbers),
             col(Milestone.done_at).is_(None),
             col(Milestone.due_date) < today,

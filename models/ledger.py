@@ -222,7 +222,7 @@ def create_item(
             raise InputRefused("due_in_past", {"due": new.due_date.isoformat()})
     responsible_id = new.responsible_id
     # A committee's head is often recorded as its leader (党委书记), not a secretary.
-    secretaries = secretaries_of(session, org.id) or leaders_of(session, org.id)  # type: ignore[arg-type]
+    secretaries = secretaries_of(session, new.org_id) or leaders_of(session, new.org_id)
     if responsible_id is None:
         if not secretaries:
             raise InputRefused("no_responsible", {"org": org.code})
@@ -231,7 +231,7 @@ def create_item(
         raise InputRefused("unknown_member", {"value": responsible_id})
     item = Item(
         kind=new.kind,
-        org_id=org.id,  # type: ignore[arg-type]
+        org_id=new.org_id,
         responsible_id=responsible_id,
         title=new.title,
         description=new.description,
@@ -391,8 +391,8 @@ def add_milestone(session: Session, actor: Actor, number: int, title: str, due: 
     title = _limit("step", title.strip(), TITLE_MAX)
     if not title:
         raise InputRefused("title_required")
-    item = act(session, actor, number, Action.PLAN, data={"step": title, "due": due})
-    milestone = Milestone(item_number=item.number, title=title, due_date=due)  # type: ignore[arg-type]
+    act(session, actor, number, Action.PLAN, data={"step": title, "due": due})
+    milestone = Milestone(item_number=number, title=title, due_date=due)
     session.add(milestone)
     session.flush()
     return milestone
@@ -584,13 +584,14 @@ def split_item(
         raise InputRefused("nothing_to_split", {"number": number})
     children = []
     for org in targets:
+        assert org.id is not None  # a stored org
         children.append(
             create_item(
                 session,
                 None,
                 NewItem(
                     kind=parent.kind,
-                    org_id=org.id,  # type: ignore[arg-type]
+                    org_id=org.id,
                     title=parent.title,
                     description=parent.description,
                     category=parent.category,

@@ -361,7 +361,7 @@ def check_against_stored(
     stored: dict[str, _Stored] = {}
     for refs in _chunks([row.external_ref for row in rows]):
         for ref, kind, org_id, created_at, due in session.exec(
-            select(  # type: ignore[call-overload]
+            select(  # type: ignore[call-overload]  # sqlmodel types select() for up to four columns
                 Item.external_ref, Item.kind, Item.org_id, Item.created_at, Item.due_date
             ).where(col(Item.external_ref).in_(refs))
         ).all():
@@ -438,6 +438,7 @@ def read_ledger(path: Path, *, session: Session, zone: ZoneInfo = DEFAULT_ZONE) 
         raise ImportRefused([f"{path.name}: expected an .xlsx workbook or one .csv file"])
     sheet = path.name
     table = read_tables(path, {sheet: COLUMNS}, required={sheet: REQUIRED}, single=True)[sheet]
+    # Stored rows have ids (the columns are typed `int | None` for new rows).
     orgs: dict[str, int] = dict(session.exec(select(Org.code, Org.id)).all())  # type: ignore[arg-type]
     members: dict[str, int] = dict(session.exec(select(Member.code, Member.id)).all())  # type: ignore[arg-type]
     rows, errors = parse_ledger(table, orgs=orgs, members=members, zone=zone, now=clock.now())

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from datetime import date
 
 from docx import Document
+from docx.document import Document as DocxDocument
 from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Pt
+from docx.text.paragraph import Paragraph
 from sqlalchemy import insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -152,7 +154,14 @@ def _template() -> bytes:
     return buffer.getvalue()
 
 
-def _paragraph(document, text: str, *, align=None, size: int | None = None, bold: bool = False):  # type: ignore[no-untyped-def]
+def _paragraph(
+    document: DocxDocument,
+    text: str,
+    *,
+    align: WD_ALIGN_PARAGRAPH | None = None,
+    size: int | None = None,
+    bold: bool = False,
+) -> Paragraph:
     paragraph = document.add_paragraph()
     if align is not None:
         paragraph.alignment = align

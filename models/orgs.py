@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
 
 from models.ledger import InputRefused
@@ -12,7 +12,7 @@ from models.tables import Org
 AMBIGUOUS_SHOWN = 5
 
 
-def _in_paths(paths: tuple[str, ...] | None):  # type: ignore[no-untyped-def]
+def _in_paths(paths: tuple[str, ...] | None) -> ColumnElement[bool] | bool:
     if paths is None:
         return True
     if not paths:

@@ -8,7 +8,7 @@ does nothing, so a re-run sweep never owes a stage twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Table, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from models import clock
 from models.audit import canonical
@@ -112,7 +112,9 @@ class Owed:
         )
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
+def _insert(
+    session: Session,
+) -> Callable[[Table | type[SQLModel]], postgresql.Insert | sqlite.Insert]:
     # INSERT … ON CONFLICT DO NOTHING is spelled the same on both backends,
     # but SQLAlchemy builds it from the dialect's own insert().
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
@@ -135,7 +137,7 @@ def _row(owed: Owed, created_at: datetime) -> dict[str, Any]:
 
 
 # The outbox as a Core table: bulk statements skip the ORM's per-row work.
-_TABLE: Table = Notification.__table__  # type: ignore[attr-defined]
+_TABLE: Table = Notification.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy, undeclared
 
 
 def _is_postgres(session: Session) -> bool:

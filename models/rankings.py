@@ -328,6 +328,7 @@ def unit_outcomes(
     units = units_in(session, scope)
     cutoff = period.cutoff(today)
     if not units or cutoff is None:
+        # Stored units have ids.
         return [UnitOutcome(org_id=u.id, code=u.code, name=u.name) for u in units]  # type: ignore[arg-type]
     ends = {day: local_midnight(day + timedelta(days=1), zone) for day in period.days()}
     start_at = local_midnight(period.start, zone)

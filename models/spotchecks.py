@@ -255,7 +255,7 @@ def _existing(session: Session, kind: str, period: Period) -> list[SpotCheck]:
 
 def _loads(session: Session, period: Period) -> dict[int, int]:
     return dict(
-        session.exec(  # type: ignore[arg-type]
+        session.exec(  # type: ignore[arg-type]  # group_id NULL is left out below
             select(SpotCheck.group_id, func.count())
             .where(SpotCheck.period == period.key, col(SpotCheck.group_id).is_not(None))
             .group_by(col(SpotCheck.group_id))

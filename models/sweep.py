@@ -364,7 +364,7 @@ def candidate_numbers(
 
 
 # The items as a Core table: the batch reads and the level updates skip the ORM.
-_ITEMS: Table = Item.__table__  # type: ignore[attr-defined]
+_ITEMS: Table = Item.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy, undeclared
 
 
 def _one_of(session: Session, column: Any, values: Sequence[Any]) -> Any:
