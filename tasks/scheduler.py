@@ -49,7 +49,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -60,7 +60,7 @@ from dateutil.rrule import rrule, rrulestr
 from dramatiq.errors import ActorNotFound
 from sqlalchemy import Engine, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from models import clock
 from models.db import transaction
@@ -244,14 +244,16 @@ class DatabaseLease:
         self.name = name
         self.ttl = ttl
 
-    def _insert(self, session: Session):  # type: ignore[no-untyped-def]
+    def _insert(
+        self, session: Session
+    ) -> Callable[[type[SQLModel]], postgresql.Insert | sqlite.Insert]:
         return (
             postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         )
 
     def hold(self, now: datetime) -> bool:
         with transaction(self.engine) as session:
-            taken = session.execute(
+            taken = session.exec(
                 update(Lease)
                 .where(
                     col(Lease.name) == self.name,
@@ -260,7 +262,7 @@ class DatabaseLease:
                 .values(holder=self.holder, expires_at=now + self.ttl)
                 .execution_options(synchronize_session=False)
             )
-            if taken.rowcount:  # type: ignore[attr-defined]
+            if taken.rowcount:
                 return True
             inserted = session.execute(
                 self._insert(session)(Lease)
