@@ -16,6 +16,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -90,7 +91,7 @@ def sweep(
     settings = context.settings()
     engine = context.engine()
 
-    def run(session: Session, **options: object) -> SweepReport:
+    def run(session: Session, on_batch: Callable[[SweepReport], None] | None = None) -> SweepReport:
         facts = Facts(
             today=clock.today(settings.zone),
             calendar=load_calendar(session),
@@ -103,7 +104,7 @@ def sweep(
             escalate_days=settings.ESCALATE_DAYS,
             language=settings.LANGUAGE,
             dry_run=dry_run,
-            **options,  # type: ignore[arg-type]
+            on_batch=on_batch,
         )
 
     if dry_run:
