@@ -220,6 +220,7 @@ class SettingsError(Exception):
 def load_settings(**overrides: object) -> Settings:
     """Read the settings; raise `SettingsError` with one line naming the first bad one."""
     try:
+        # Raw values on purpose: pydantic parses and checks them as it does the environment.
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
