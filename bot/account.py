@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlmodel import Session
 from telegram import Update
-from telegram.ext import BaseHandler, CommandHandler
+from telegram.ext import CommandHandler
 
 from bot.commands import commands_for
 from bot.guard import CONTINUE_PAYLOAD, Who, command, guess_lang, is_group, lookup, reply, who_is
-from bot.services import Context
+from bot.services import Context, Handler
 from models.invites import InviteRefused, redeem_invite
 from models.tables import Member
 from models.texts import role_word, t
@@ -61,7 +63,7 @@ async def help_command(update: Update, context: Context, who: Who) -> None:
     await reply(update, "\n".join(lines))
 
 
-def _set_member(member_id: int, **values: object):  # type: ignore[no-untyped-def]
+def _set_member(member_id: int, **values: object) -> Callable[[Session], None]:
     def work(session: Session) -> None:
         member = session.get(Member, member_id)
         assert member is not None
@@ -102,7 +104,7 @@ async def unknown(update: Update, context: Context, who: Who) -> None:
     await reply(update, t(who.lang, "unknown_command"))
 
 
-def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
+def handlers() -> list[Handler]:
     """Binding and personal settings."""
     return [
         CommandHandler("start", start),

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 from telegram import Message, Update
 from telegram.error import BadRequest
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
+from telegram.ext import CallbackQueryHandler, CommandHandler, filters
 
 from bot.arguments import command_text, first_word, item_number, looks_like_day, typed_day
 from bot.callbacks import Press
@@ -34,7 +34,7 @@ from bot.cards import Card
 from bot.conversations.reasons import ask_reason
 from bot.guard import Who, answer, button, command, guess_lang, reply, who_is
 from bot.replies import card_for, markup, record_sent, send
-from bot.services import Context, Services
+from bot.services import Context, Handler, Services
 from models.ledger import (
     InputRefused,
     act,
@@ -396,7 +396,7 @@ async def invalid_button(update: Update, context: Context) -> None:
     await answer(update, t(lang, "button_invalid"), alert=True)
 
 
-def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
+def handlers() -> list[Handler]:
     """The one-step action commands and the action buttons on item cards."""
     # New messages only: editing an old `/note 12 …` must not write a second note.
     fresh = filters.UpdateType.MESSAGE

@@ -19,14 +19,14 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 from telegram import Update
 from telegram.error import BadRequest
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
+from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import callbacks
 from bot.arguments import item_number
 from bot.cards import Button, Card, item_card, item_line, list_card, pager
 from bot.guard import Who, button, command, is_group, reply
 from bot.replies import card_for, markup, send
-from bot.services import Context, Services
+from bot.services import Context, Handler, Services
 from models.export import export_rows, write_xlsx
 from models.ledger import InputRefused
 from models.queries import (
@@ -458,7 +458,7 @@ async def show_details(update: Update, context: Context, who: Who, press: callba
     await query.answer()
 
 
-def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
+def handlers() -> list[Handler]:
     """The read-side commands and their buttons (pages, details)."""
     return [
         CommandHandler("my", my),

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import Session
-from telegram.ext import Application, CallbackContext, ExtBot
+from telegram import Update
+from telegram.ext import Application, BaseHandler, CallbackContext, ExtBot
 
 from models import clock
 from models.db import transaction
@@ -76,3 +77,5 @@ class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], "Ser
 
 
 BotApplication = Application[ExtBot[None], Context, dict[Any, Any], dict[Any, Any], Services, None]
+#: What the handler modules' `handlers()` list: callbacks return what PTB makes of it.
+Handler = BaseHandler[Update, Context, Any]

@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 from telegram import Update
-from telegram.ext import BaseHandler, CommandHandler
+from telegram.ext import CommandHandler
 
 from bot.arguments import arguments, first_word, item_number
 from bot.cards import item_card
 from bot.guard import Who, command, reply
 from bot.replies import send
-from bot.services import Context, Services
+from bot.services import Context, Handler, Services
 from models import clock
 from models.ledger import get_item
 from models.permissions import ADMIN, INSPECTOR
@@ -146,7 +146,8 @@ async def lookback(update: Update, context: Context, who: Who) -> None:
 
     def work(session: Session) -> ItemSummary:
         check = lookback_of(session, who.actor, number)
-        record_lookback(session, who.actor, check.id, passed, finding)  # type: ignore[arg-type]
+        assert check.id is not None  # a stored check
+        record_lookback(session, who.actor, check.id, passed, finding)
         item = get_item(session, number)
         return summarize(session, item, services.facts(session), reader=who.actor)
 
@@ -155,7 +156,7 @@ async def lookback(update: Update, context: Context, who: Who) -> None:
     await send(update, context, who, item_card(who.lang, summary, intro=intro))
 
 
-def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
+def handlers() -> list[Handler]:
     """Spot checks and look-backs, for inspectors."""
     return [
         CommandHandler("spotcheck", spotcheck),

@@ -19,12 +19,13 @@ flow where it stood (DESIGN "Conversations"). One module per concern:
 
 from __future__ import annotations
 
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.conversations import guided, new, routing, submit
+from bot.services import Handler
 
 
-def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
+def handlers() -> list[Handler]:
     """The conversations: their commands, their buttons, then free messages (after commands)."""
     evidence = (
         (filters.TEXT & ~filters.COMMAND)
