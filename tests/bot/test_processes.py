@@ -1,0 +1,485 @@
+"""`closeout bot` as real processes against the local Bot API server (SPEC §7,
+DESIGN "Conversations"): the webhook refuses an update without its secret, two
+webhook processes behind a load balancer serve one person's flow between them,
+and a bot killed with SIGKILL in the middle of /submit loses nothing.
+
+Each test runs on SQLite, then PostgreSQL; the processes and the test share the
+database, and the secretary's chat on the local server shows what the bot said.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from models import clock
+from models.db import transaction
+from models.ledger import NewItem, create_item, get_item
+from models.people import actor_for
+from models.tables import Evidence, Item, Notification
+from sandbox.botapi import (
+    BotApiServer,
+    Limits,
+    MessageRecord,
+    SandboxClient,
+    User,
+    running_server,
+    tiny_png,
+)
+from sandbox.botapi.webhook import SECRET_HEADER
+from tests.bot.support import People
+
+#: The project's root, where `python -m cli` runs.
+ROOT = Path(__file__).resolve().parents[2]
+#: How long a `closeout bot` process may take to start (imports, getMe, the
+#: command menus) on a machine busy with other work.
+START_TIMEOUT = 60.0  # seconds
+#: How long the bot may take to answer one message.
+REPLY_TIMEOUT = 30.0  # seconds
+#: How long a stopped (SIGTERM) process gets before it is killed.
+STOP_TIMEOUT = 20.0  # seconds
+#: Pause between two readiness probes.
+PROBE_INTERVAL = 0.05  # seconds
+#: How long one wait for a reply lasts before the bot process is looked at again.
+PROBE_SLICE = 1.0  # seconds
+#: The webhook's secret, as the processes are given it (WEBHOOK_SECRET).
+SECRET = "closeout-Test_secret-42"
+#: Where the webhook listens on its host: the path of WEBHOOK_URL.
+HOOK_PATH = "/telegram/hook"
+#: Days until a test item is due (so it is neither overdue nor due soon).
+DUE_IN_DAYS = 30
+#: The deployment's zone, as the processes are given it (TIMEZONE).
+ZONE = ZoneInfo("Asia/Shanghai")
+#: update_id of the updates a test posts by hand, far beyond the server's own.
+FORGED_UPDATE_ID = 900_000
+
+
+@pytest.fixture
+def botapi() -> Iterator[BotApiServer]:
+    """The local Bot API server on a thread of its own: these tests block while they wait."""
+    with running_server(limits=Limits(enabled=False)) as server:
+        yield server
+
+
+@dataclass
+class BotProcess:
+    """One `closeout bot` process and where its output goes."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    listen_port: int | None = None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def hook_url(self) -> str:
+        assert self.listen_port is not None, "a polling bot has no webhook"
+        return f"http://127.0.0.1:{self.listen_port}{HOOK_PATH}"
+
+
+@pytest.fixture
+def bots() -> Iterator[list[BotProcess]]:
+    """The bot processes a test starts; any still running are stopped at the end."""
+    started: list[BotProcess] = []
+    yield started
+    for bot in started:
+        if bot.process.poll() is None:
+            os.killpg(bot.process.pid, signal.SIGTERM)
+    for bot in started:
+        try:
+            bot.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(bot.process.pid, signal.SIGKILL)
+            bot.process.wait()
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_bot(
+    database_url: str,
+    botapi: BotApiServer,
+    log: Path,
+    *,
+    webhook_url: str | None = None,
+    listen_port: int | None = None,
+) -> BotProcess:
+    """`closeout bot` in its own process group: polling, or a webhook when given its URL."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WEBHOOK_")}
+    env.update(
+        DATABASE_URL=database_url,
+        BOT_TOKEN=botapi.token,
+        TELEGRAM_API_URL=botapi.base_url,
+        TELEGRAM_FILE_URL=botapi.file_url,
+        REDIS_URL="",
+        QUIET_HOURS="",
+        TIMEZONE=ZONE.key,
+        LANGUAGE="zh",
+    )
+    if webhook_url is not None:
+        assert listen_port is not None
+        env.update(
+            WEBHOOK_URL=webhook_url,
+            WEBHOOK_SECRET=SECRET,
+            WEBHOOK_LISTEN=f"127.0.0.1:{listen_port}",
+        )
+    output = open(log, "ab")  # noqa: SIM115 - lives with the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "bot"],
+        cwd=ROOT,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    output.close()  # the child holds its own copy
+    return BotProcess(process, log, listen_port)
+
+
+def wait_listening(bot: BotProcess) -> None:
+    """Return once the webhook process accepts connections (it sets the webhook first)."""
+    assert bot.listen_port is not None
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if bot.process.poll() is not None:
+            raise AssertionError(
+                f"closeout bot exited with {bot.process.returncode}:\n{bot.output()}"
+            )
+        try:
+            socket.create_connection(("127.0.0.1", bot.listen_port), timeout=1).close()
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"closeout bot did not listen on port {bot.listen_port} within "
+                f"{START_TIMEOUT} s:\n{bot.output()}"
+            )
+        time.sleep(PROBE_INTERVAL)
+
+
+def say(
+    client: SandboxClient,
+    user: User,
+    text: str,
+    expect: str,
+    bot: BotProcess,
+    timeout: float = REPLY_TIMEOUT,
+) -> MessageRecord:
+    """The user sends text; the bot's next message containing `expect`."""
+    sent = client.send_text(user, text)
+    return answer(client, user, sent, expect, bot, timeout)
+
+
+def answer(
+    client: SandboxClient,
+    user: User,
+    sent: MessageRecord,
+    expect: str,
+    bot: BotProcess,
+    timeout: float = REPLY_TIMEOUT,
+) -> MessageRecord:
+    """The bot's first message after `sent` containing `expect`; fails early if the bot died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.wait_for_blocking(user.id, expect, after=sent, timeout=PROBE_SLICE)
+        except TimeoutError as exc:
+            if bot.process.poll() is not None:
+                raise AssertionError(
+                    f"closeout bot exited with {bot.process.returncode}:\n{bot.output()}"
+                ) from None
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{exc}\n-- the bot's log:\n{bot.output()}") from None
+
+
+def post_update(url: str, update: dict[str, object], secret: str | None) -> int:
+    """POST an update to a webhook as Telegram would (or a forger); the HTTP status."""
+    request = urllib.request.Request(
+        url, data=json.dumps(update).encode(), headers={"Content-Type": "application/json"}
+    )
+    if secret is not None:
+        request.add_header(SECRET_HEADER, secret)
+    try:
+        with urllib.request.urlopen(request, timeout=REPLY_TIMEOUT) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def text_update(update_id: int, user: User, text: str) -> dict[str, object]:
+    """An update carrying a text message from `user` in their private chat, made by hand."""
+    sender = {"id": user.id, "is_bot": False, "first_name": user.first_name}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+            "from": sender,
+            "text": text,
+        },
+    }
+
+
+def logged_item(engine: Engine, people: People) -> int:
+    """An open finding at B01 (secretary M005) logged today by inspector M003."""
+    district = people.district
+    with transaction(engine) as session:
+        today = clock.today(ZONE)
+        item = create_item(
+            session,
+            actor_for(session, district.members["M003"]),
+            NewItem(
+                kind="problem",
+                org_id=district.orgs["B01"],
+                title="三会一课记录缺失",
+                due_date=today + timedelta(days=DUE_IN_DAYS),
+            ),
+            today=today,
+        )
+        assert item.number is not None
+        return item.number
+
+
+def item_in(engine: Engine, number: int) -> Item:
+    with Session(engine) as session:
+        return get_item(session, number)
+
+
+def evidence_of(engine: Engine, number: int) -> list[Evidence]:
+    with Session(engine) as session:
+        query = select(Evidence).where(Evidence.item_number == number).order_by(col(Evidence.id))
+        return list(session.exec(query).all())
+
+
+def told_of_submission(engine: Engine, number: int) -> set[int]:
+    """The members the outbox owes a `submitted` push about the item."""
+    with Session(engine) as session:
+        query = select(Notification.recipient_id).where(
+            Notification.item_number == number, Notification.stage == "submitted"
+        )
+        return {recipient for recipient in session.exec(query) if recipient is not None}
+
+
+@dataclass
+class Balancer:
+    """A load balancer in front of webhook processes: it forwards each request,
+    headers and all, to the backend `target` names, and remembers who served what."""
+
+    url: str = ""
+    backends: list[BotProcess] = field(default_factory=list)
+    target: int = 0
+    #: (update_id, backend index, status) of each forwarded request.
+    served: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def forward(self, path: str, body: bytes, secret: str | None) -> int:
+        index = self.target
+        status = post_update(
+            f"http://127.0.0.1:{self.backends[index].listen_port}{path}", json.loads(body), secret
+        )
+        self.served.append((json.loads(body)["update_id"], index, status))
+        return status
+
+
+class _BalancerHandler(BaseHTTPRequestHandler):
+    balancer: Balancer
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        status = self.balancer.forward(self.path, body, self.headers.get(SECRET_HEADER))
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
+        pass  # the test's output is for failures
+
+
+@pytest.fixture
+def balancer() -> Iterator[Balancer]:
+    """The balancer on a free loopback port; WEBHOOK_URL points at it."""
+    target = Balancer()
+    handler = type("Handler", (_BalancerHandler,), {"balancer": target})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    target.url = f"http://127.0.0.1:{server.server_address[1]}{HOOK_PATH}"
+    thread = threading.Thread(target=server.serve_forever, name="balancer", daemon=True)
+    thread.start()
+    yield target
+    server.shutdown()
+    server.server_close()
+    thread.join(STOP_TIMEOUT)
+
+
+# -- the webhook's secret ----------------------------------------------------------------------
+
+
+def test_the_webhook_refuses_an_update_without_the_right_secret_and_handles_it_with_it(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    tmp_path: Path,
+) -> None:
+    number = logged_item(engine, people)
+    secretary = people["M005"]
+    port = free_port()
+    bot = start_bot(
+        database_url,
+        botapi,
+        tmp_path / "bot.log",
+        webhook_url=f"http://127.0.0.1:{port}{HOOK_PATH}",
+        listen_port=port,
+    )
+    bots.append(bot)
+    wait_listening(bot)
+    # The local server posts what people send, with the secret the bot set.
+    opened = say(client, secretary, f"/submit {number}", f"#{number}", bot)
+
+    evidence = text_update(FORGED_UPDATE_ID, secretary, "已补齐2025年第四季度支委会记录")
+    assert post_update(bot.hook_url(), evidence, secret=None) == 403
+    assert post_update(bot.hook_url(), evidence, secret="not-" + SECRET) == 403
+    assert post_update(bot.hook_url(), evidence, secret=SECRET) == 200
+
+    # Counted once: the two refused posts never reached the open submission.
+    answer(client, secretary, opened, "已收到 1 件", bot)
+    card = say(client, secretary, "/done", "待验收", bot)
+    assert "1 件" in card.text
+    rows = evidence_of(engine, number)
+    assert [(row.kind, row.text) for row in rows] == [("text", "已补齐2025年第四季度支委会记录")]
+    assert item_in(engine, number).status == "submitted"
+
+
+# -- two webhook processes ---------------------------------------------------------------------
+
+
+def test_two_webhook_processes_behind_a_balancer_carry_one_submission_between_them(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    balancer: Balancer,
+    tmp_path: Path,
+) -> None:
+    number = logged_item(engine, people)
+    secretary = people["M005"]
+    for name in ("a", "b"):
+        bots.append(
+            start_bot(
+                database_url,
+                botapi,
+                tmp_path / f"{name}.log",
+                webhook_url=balancer.url,
+                listen_port=free_port(),
+            )
+        )
+    balancer.backends = bots
+    for bot in bots:
+        wait_listening(bot)
+
+    balancer.target = 0
+    say(client, secretary, f"/submit {number}", f"#{number}", bots[0])
+    balancer.target = 1
+    photo = client.send_photo(secretary, tiny_png(8, 6))
+    answer(client, secretary, photo, "已收到 1 件", bots[1])
+    balancer.target = 0
+    say(client, secretary, "整改说明：已补齐会议记录", "已收到 2 件", bots[0])
+    balancer.target = 1
+    card = say(client, secretary, "/done", "待验收", bots[1])
+
+    assert [(index, status) for _, index, status in balancer.served] == [
+        (0, 200),
+        (1, 200),
+        (0, 200),
+        (1, 200),
+    ]
+    assert f"#{number} 已提交" in card.text and "2 件" in card.text
+    rows = evidence_of(engine, number)
+    assert [row.kind for row in rows] == ["photo", "text"]
+    assert rows[0].file_unique_id == photo.photo[-1].file_unique_id
+    assert rows[1].text == "整改说明：已补齐会议记录"
+    item = item_in(engine, number)
+    assert item.status == "submitted"
+    assert item.submitted_by_id == people.district.members["M005"]
+    assert told_of_submission(engine, number) == {
+        people.district.members["M003"],
+        people.district.members["M004"],
+    }
+
+
+# -- SIGKILL in the middle of /submit ------------------------------------------------------------
+
+
+def test_a_bot_killed_with_sigkill_mid_submission_leaves_it_for_the_next_process_to_finish(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    tmp_path: Path,
+) -> None:
+    number = logged_item(engine, people)
+    secretary = people["M005"]
+    first = start_bot(database_url, botapi, tmp_path / "first.log")
+    bots.append(first)
+    # The first answer also waits for the process to start polling.
+    say(client, secretary, f"/submit {number}", f"#{number}", first, timeout=START_TIMEOUT)
+    photo = client.send_photo(secretary, tiny_png(8, 6))
+    answer(client, secretary, photo, "已收到 1 件", first)
+
+    os.killpg(first.process.pid, signal.SIGKILL)
+    assert first.process.wait(timeout=STOP_TIMEOUT) == -signal.SIGKILL
+    assert item_in(engine, number).status == "open" and evidence_of(engine, number) == []
+
+    second = start_bot(database_url, botapi, tmp_path / "second.log")
+    bots.append(second)
+    say(
+        client,
+        secretary,
+        "整改说明：已补齐会议记录",
+        "已收到 2 件",
+        second,
+        timeout=START_TIMEOUT,
+    )
+    card = say(client, secretary, "/done", "待验收", second)
+
+    assert f"#{number} 已提交" in card.text and "2 件" in card.text
+    rows = evidence_of(engine, number)
+    assert [row.kind for row in rows] == ["photo", "text"]
+    assert rows[0].file_unique_id == photo.photo[-1].file_unique_id
+    assert rows[1].text == "整改说明：已补齐会议记录"
+    item = item_in(engine, number)
+    assert item.status == "submitted"
+    assert item.submitted_by_id == people.district.members["M005"]
+    # The inspectors who logged and oversee it are owed the news (the outbox rows).
+    assert told_of_submission(engine, number) == {
+        people.district.members["M003"],
+        people.district.members["M004"],
+    }
