@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,6 +70,8 @@ HOOK_PATH = "/telegram/hook"
 DUE_IN_DAYS = 30
 #: The deployment's zone, as the processes are given it (TIMEZONE).
 ZONE = ZoneInfo("Asia/Shanghai")
+#: Evidence messages one person sends at once, spread over two processes.
+BURST = 8
 #: update_id of the updates a test posts by hand, far beyond the server's own.
 FORGED_UPDATE_ID = 900_000
 
@@ -213,6 +217,26 @@ def answer(
                 ) from None
             if time.monotonic() > deadline:
                 raise AssertionError(f"{exc}\n-- the bot's log:\n{bot.output()}") from None
+
+
+def wait_for_count(
+    client: SandboxClient,
+    user: User,
+    after: MessageRecord,
+    count: int,
+    bots: list[BotProcess],
+) -> list[MessageRecord]:
+    """The bot's first `count` messages to `user` after `after`, once there are that many."""
+    deadline = time.monotonic() + REPLY_TIMEOUT
+    while True:
+        version = client.world.changes.version
+        sent = [m for m in client.messages(user.id) if m.message_id > after.message_id]
+        if len(sent) >= count:
+            return sent[:count]
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"-- {bot.log.name}:\n{bot.output()}" for bot in bots)
+            raise AssertionError(f"{len(sent)} of {count} answers came:\n{logs}")
+        client.world.changes.wait_blocking(version, PROBE_SLICE)
 
 
 def post_update(url: str, update: dict[str, object], secret: str | None) -> int:
@@ -431,6 +455,54 @@ def test_two_webhook_processes_behind_a_balancer_carry_one_submission_between_th
         people.district.members["M003"],
         people.district.members["M004"],
     }
+
+
+def test_evidence_posted_to_two_webhook_processes_at_once_is_all_kept(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    balancer: Balancer,
+    tmp_path: Path,
+) -> None:
+    # A balancer spreading one person's burst over both processes: each piece is
+    # appended under the draft's row lock, so neither process writes over the other's.
+    number = logged_item(engine, people)
+    secretary = people["M005"]
+    for name in ("a", "b"):
+        bots.append(
+            start_bot(
+                database_url,
+                botapi,
+                tmp_path / f"{name}.log",
+                webhook_url=balancer.url,
+                listen_port=free_port(),
+            )
+        )
+    balancer.backends = bots
+    for bot in bots:
+        wait_listening(bot)
+    opened = say(client, secretary, f"/submit {number}", f"#{number}", bots[0])
+
+    texts = [f"第 {k} 份整改材料" for k in range(BURST)]
+    burst = [text_update(FORGED_UPDATE_ID + k, secretary, text) for k, text in enumerate(texts)]
+    with ThreadPoolExecutor(max_workers=BURST) as pool:
+        statuses = list(
+            pool.map(lambda k: post_update(bots[k % 2].hook_url(), burst[k], SECRET), range(BURST))
+        )
+    assert statuses == [200] * BURST
+
+    acks = wait_for_count(client, secretary, opened, BURST, bots)
+    # Each append saw every earlier one: the counts acknowledged are 1 … BURST, once each.
+    assert sorted(int(re.findall(r"(\d+) 件", ack.text)[-1]) for ack in acks) == list(
+        range(1, BURST + 1)
+    )
+    card = say(client, secretary, "/done", "待验收", bots[0])
+    assert f"{BURST} 件" in card.text
+    assert sorted(row.text or "" for row in evidence_of(engine, number)) == sorted(texts)
+    assert item_in(engine, number).status == "submitted"
 
 
 # -- SIGKILL in the middle of /submit ------------------------------------------------------------
