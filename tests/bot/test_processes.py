@@ -36,7 +36,7 @@ from models import clock
 from models.db import transaction
 from models.ledger import NewItem, create_item, get_item
 from models.people import actor_for
-from models.tables import Evidence, Item, Notification
+from models.tables import Draft, Evidence, Item, Notification
 from sandbox.botapi import (
     BotApiServer,
     Limits,
@@ -217,6 +217,36 @@ def answer(
                 ) from None
             if time.monotonic() > deadline:
                 raise AssertionError(f"{exc}\n-- the bot's log:\n{bot.output()}") from None
+
+
+def tap(
+    client: SandboxClient,
+    user: User,
+    message: MessageRecord,
+    label: str,
+    expect: str,
+    bot: BotProcess,
+) -> MessageRecord:
+    """The user presses the button whose text starts with `label`; the bot's next message."""
+    data = next(
+        (
+            d
+            for text, d in zip(message.button_texts, message.buttons, strict=True)
+            if text.startswith(label)
+        ),
+        None,
+    )
+    assert data is not None, f"no button {label!r} among {message.button_texts}"
+    last = client.last(user.id)
+    assert last is not None
+    query = client.press(user, message, data)
+    deadline = time.monotonic() + REPLY_TIMEOUT
+    while not query.answered:  # Telegram wants every press answered, by whichever process
+        assert time.monotonic() < deadline, f"the press of {label!r} was not answered"
+        version = client.world.changes.version
+        if not query.answered:
+            client.world.changes.wait_blocking(version, PROBE_SLICE)
+    return answer(client, user, last, expect, bot)
 
 
 def wait_for_count(
@@ -455,6 +485,62 @@ def test_two_webhook_processes_behind_a_balancer_carry_one_submission_between_th
         people.district.members["M003"],
         people.district.members["M004"],
     }
+
+
+def test_a_guided_new_answered_by_turns_on_two_webhook_processes_ends_with_one_item(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    balancer: Balancer,
+    tmp_path: Path,
+) -> None:
+    inspector = people["M003"]
+    for name in ("a", "b"):
+        bots.append(
+            start_bot(
+                database_url,
+                botapi,
+                tmp_path / f"{name}.log",
+                webhook_url=balancer.url,
+                listen_port=free_port(),
+            )
+        )
+    balancer.backends = bots
+    for bot in bots:
+        wait_listening(bot)
+
+    # Every update goes to the other process than the one before it; the
+    # buttons pressed are answered by the process that did not send them.
+    balancer.target = 0
+    say(client, inspector, "/new", "1/7", bots[0])
+    balancer.target = 1
+    category = say(client, inspector, "B03", "2/7", bots[1])
+    balancer.target = 0
+    severity = tap(client, inspector, category, "跳过", "3/7", bots[0])
+    balancer.target = 1
+    tap(client, inspector, severity, "较重", "4/7", bots[1])
+    balancer.target = 0
+    evidence = say(client, inspector, "党费收缴不及时", "5/7", bots[0])
+    balancer.target = 1
+    tap(client, inspector, evidence, "完成", "6/7", bots[1])
+    balancer.target = 0
+    confirm = say(client, inspector, "10", "7/7", bots[0])
+    balancer.target = 1
+    card = tap(client, inspector, confirm, "确认", "#1", bots[1])
+
+    assert [index for _, index, _ in balancer.served] == [0, 1] * 4
+    assert {status for _, _, status in balancer.served} == {200}
+    assert "已登记问题 #1" in card.text
+    item = item_in(engine, 1)
+    assert item.org_id == people.district.orgs["B03"]
+    assert (item.title, item.severity) == ("党费收缴不及时", "serious")
+    assert item.creator_id == people.district.members["M003"]
+    with Session(engine) as session:  # what follows is the new item's attach window
+        draft = session.get(Draft, people.district.members["M003"])
+    assert draft is not None and (draft.flow, draft.item_number) == ("attach", 1)
 
 
 def test_evidence_posted_to_two_webhook_processes_at_once_is_all_kept(
