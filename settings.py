@@ -49,6 +49,13 @@ def _parse_hhmm(text: str) -> time:
     return time(int(hours), int(minutes or 0))
 
 
+def _unbracketed(host: str) -> str:
+    # URLs write an IPv6 host in brackets ([::]:8443); sockets bind it without them.
+    if host.startswith("[") and host.endswith("]"):
+        return host[1:-1]
+    return host
+
+
 def _int_list(value: object, *, name: str) -> tuple[int, ...]:
     if isinstance(value, (list, tuple)):
         items = [int(v) for v in value]
@@ -168,8 +175,8 @@ class Settings(BaseSettings):
     @classmethod
     def _listen(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:8443")
+        if not sep or not _unbracketed(host) or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:8443 or [::]:8443")
         return value
 
     @field_validator("BULLETIN_CHATS", mode="before")
@@ -207,6 +214,12 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.TIMEZONE)
+
+    @property
+    def webhook_listen(self) -> tuple[str, int]:
+        """WEBHOOK_LISTEN as the host and port to bind; an IPv6 host loses its brackets."""
+        host, _, port = self.WEBHOOK_LISTEN.rpartition(":")
+        return _unbracketed(host), int(port)
 
     @property
     def is_sqlite(self) -> bool:

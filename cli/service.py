@@ -44,12 +44,12 @@ def serve_bot(settings: Settings, *, enqueue: Callable[[Changes], None] | None =
     application = build_application(settings, context.engine())
     application.bot_data.enqueue = enqueue
     if settings.WEBHOOK_URL:
-        host, _, port = settings.WEBHOOK_LISTEN.rpartition(":")
+        host, port = settings.webhook_listen
         path = urlparse(settings.WEBHOOK_URL).path.lstrip("/")
         log.info("serving the webhook %s on %s", settings.WEBHOOK_URL, settings.WEBHOOK_LISTEN)
         application.run_webhook(
             listen=host,
-            port=int(port),
+            port=port,
             url_path=path,
             webhook_url=settings.WEBHOOK_URL,
             secret_token=settings.WEBHOOK_SECRET,

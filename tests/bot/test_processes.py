@@ -62,6 +62,8 @@ STOP_TIMEOUT = 20.0  # seconds
 PROBE_INTERVAL = 0.05  # seconds
 #: How long one wait for a reply lasts before the bot process is looked at again.
 PROBE_SLICE = 1.0  # seconds
+#: Where the processes' webhooks listen.
+LOOPBACK = "127.0.0.1"
 #: The webhook's secret, as the processes are given it (WEBHOOK_SECRET).
 SECRET = "closeout-Test_secret-42"
 #: Where the webhook listens on its host: the path of WEBHOOK_URL.
@@ -90,13 +92,15 @@ class BotProcess:
     process: subprocess.Popen[bytes]
     log: Path
     listen_port: int | None = None
+    #: The webhook's host as a socket takes it (no brackets).
+    listen_host: str = LOOPBACK
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def hook_url(self) -> str:
         assert self.listen_port is not None, "a polling bot has no webhook"
-        return f"http://127.0.0.1:{self.listen_port}{HOOK_PATH}"
+        return f"http://{url_host(self.listen_host)}:{self.listen_port}{HOOK_PATH}"
 
 
 @pytest.fixture
@@ -115,11 +119,17 @@ def bots() -> Iterator[list[BotProcess]]:
             bot.process.wait()
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port on `host` that nothing listens on right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def url_host(host: str) -> str:
+    """The host as a URL (and WEBHOOK_LISTEN) writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 def start_bot(
@@ -129,6 +139,7 @@ def start_bot(
     *,
     webhook_url: str | None = None,
     listen_port: int | None = None,
+    listen_host: str = LOOPBACK,
 ) -> BotProcess:
     """`closeout bot` in its own process group: polling, or a webhook when given its URL."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("WEBHOOK_")}
@@ -147,7 +158,7 @@ def start_bot(
         env.update(
             WEBHOOK_URL=webhook_url,
             WEBHOOK_SECRET=SECRET,
-            WEBHOOK_LISTEN=f"127.0.0.1:{listen_port}",
+            WEBHOOK_LISTEN=f"{url_host(listen_host)}:{listen_port}",
         )
     output = open(log, "ab")  # noqa: SIM115 - lives with the process
     process = subprocess.Popen(
@@ -159,7 +170,7 @@ def start_bot(
         start_new_session=True,
     )
     output.close()  # the child holds its own copy
-    return BotProcess(process, log, listen_port)
+    return BotProcess(process, log, listen_port, listen_host)
 
 
 def wait_listening(bot: BotProcess) -> None:
@@ -172,7 +183,7 @@ def wait_listening(bot: BotProcess) -> None:
                 f"closeout bot exited with {bot.process.returncode}:\n{bot.output()}"
             )
         try:
-            socket.create_connection(("127.0.0.1", bot.listen_port), timeout=1).close()
+            socket.create_connection((bot.listen_host, bot.listen_port), timeout=1).close()
             return
         except OSError:
             pass
@@ -349,11 +360,9 @@ class Balancer:
     #: (update_id, backend index, status) of each forwarded request.
     served: list[tuple[int, int, int]] = field(default_factory=list)
 
-    def forward(self, path: str, body: bytes, secret: str | None) -> int:
+    def forward(self, body: bytes, secret: str | None) -> int:
         index = self.target
-        status = post_update(
-            f"http://127.0.0.1:{self.backends[index].listen_port}{path}", json.loads(body), secret
-        )
+        status = post_update(self.backends[index].hook_url(), json.loads(body), secret)
         self.served.append((json.loads(body)["update_id"], index, status))
         return status
 
@@ -363,7 +372,7 @@ class _BalancerHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status = self.balancer.forward(self.path, body, self.headers.get(SECRET_HEADER))
+        status = self.balancer.forward(body, self.headers.get(SECRET_HEADER))
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -377,8 +386,8 @@ def balancer() -> Iterator[Balancer]:
     """The balancer on a free loopback port; WEBHOOK_URL points at it."""
     target = Balancer()
     handler = type("Handler", (_BalancerHandler,), {"balancer": target})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    target.url = f"http://127.0.0.1:{server.server_address[1]}{HOOK_PATH}"
+    server = ThreadingHTTPServer((LOOPBACK, 0), handler)
+    target.url = f"http://{LOOPBACK}:{server.server_address[1]}{HOOK_PATH}"
     thread = threading.Thread(target=server.serve_forever, name="balancer", daemon=True)
     thread.start()
     yield target
@@ -406,7 +415,7 @@ def test_the_webhook_refuses_an_update_without_the_right_secret_and_handles_it_w
         database_url,
         botapi,
         tmp_path / "bot.log",
-        webhook_url=f"http://127.0.0.1:{port}{HOOK_PATH}",
+        webhook_url=f"http://{LOOPBACK}:{port}{HOOK_PATH}",
         listen_port=port,
     )
     bots.append(bot)
@@ -426,6 +435,30 @@ def test_the_webhook_refuses_an_update_without_the_right_secret_and_handles_it_w
     rows = evidence_of(engine, number)
     assert [(row.kind, row.text) for row in rows] == [("text", "已补齐2025年第四季度支委会记录")]
     assert item_in(engine, number).status == "submitted"
+
+
+def test_the_webhook_listens_on_an_ipv6_address_written_in_brackets(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    tmp_path: Path,
+) -> None:
+    host = "::1"
+    port = free_port(host)
+    bot = start_bot(
+        database_url,
+        botapi,
+        tmp_path / "bot.log",
+        webhook_url=f"http://[{host}]:{port}{HOOK_PATH}",
+        listen_port=port,
+        listen_host=host,
+    )
+    bots.append(bot)
+    wait_listening(bot)
+    say(client, people["M005"], "/whoami", "角色", bot)
 
 
 # -- two webhook processes ---------------------------------------------------------------------
