@@ -576,6 +576,46 @@ def test_a_guided_new_answered_by_turns_on_two_webhook_processes_ends_with_one_i
     assert draft is not None and (draft.flow, draft.item_number) == ("attach", 1)
 
 
+def test_a_webhook_process_stopped_with_sigterm_exits_cleanly_and_the_other_serves_on(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    balancer: Balancer,
+    tmp_path: Path,
+) -> None:
+    # A rolling restart: one process stops; the webhook Telegram knows must stay set.
+    number = logged_item(engine, people)
+    secretary = people["M005"]
+    for name in ("a", "b"):
+        bots.append(
+            start_bot(
+                database_url,
+                botapi,
+                tmp_path / f"{name}.log",
+                webhook_url=balancer.url,
+                listen_port=free_port(),
+            )
+        )
+    balancer.backends = bots
+    for bot in bots:
+        wait_listening(bot)
+    balancer.target = 0
+    say(client, secretary, f"/submit {number}", f"#{number}", bots[0])
+
+    os.killpg(bots[0].process.pid, signal.SIGTERM)
+    assert bots[0].process.wait(timeout=STOP_TIMEOUT) == 0, bots[0].output()
+    with botapi.world.lock:
+        hook = botapi.world.webhook
+    assert hook is not None and hook.url == balancer.url
+
+    balancer.target = 1
+    say(client, secretary, "/done", "还没有任何佐证材料", bots[1])
+    assert [index for _, index, _ in balancer.served] == [0, 1]
+
+
 def test_evidence_posted_to_two_webhook_processes_at_once_is_all_kept(
     engine: Engine,
     database_url: str,
