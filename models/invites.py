@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from models import clock
@@ -231,11 +232,17 @@ def stored_bot_username(session: Session) -> str | None:
 
 
 def remember_bot_username(session: Session, username: str) -> None:
-    """Store the bot's @username (from getMe) for invite links; the caller commits."""
+    """Store the bot's @username (from getMe) for invite links; the caller commits.
+
+    One statement, insert or update: bot processes starting together each
+    remember it, and a read-then-insert would let the second of them fail on
+    the first one's row.
+    """
     value = username.strip().lstrip("@")
-    meta = session.get(Meta, META_BOT_USERNAME)
-    if meta is None:
-        session.add(Meta(key=META_BOT_USERNAME, value=value))
-    elif meta.value != value:
-        meta.value = value
-    session.flush()
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(Meta).values(key=META_BOT_USERNAME, value=value)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["key"], set_={"value": statement.excluded.value}
+        )
+    )

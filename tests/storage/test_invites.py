@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
 from models import clock
@@ -35,6 +37,8 @@ from tests.support import District
 DAYS = 14
 USER = 7_000_000_001  # Telegram ids exceed 32 bits
 OTHER_USER = 7_000_000_002
+#: How long a test waits for a second writer to queue behind the first, or finish.
+LOCK_WAIT = 30.0  # seconds (generous: a loaded machine)
 
 
 def _invite(engine: Engine, district: District, member: str = "M005", days: int = DAYS) -> str:
@@ -200,6 +204,42 @@ def test_unbound_members_leave_out_the_bound(engine: Engine, district: District)
     with Session(engine) as session:
         after = [m.code for m in unbound_members(session)]
     assert before == sorted(district.members) and after == [c for c in before if c != "M005"]
+
+
+def test_bot_processes_starting_together_each_remember_the_bot_username(engine: Engine) -> None:
+    # The second process writes while the first one's row is not yet committed.
+    failures: list[BaseException] = []
+
+    def second_process() -> None:
+        try:
+            with transaction(engine) as session:
+                remember_bot_username(session, "closeout_bot")
+        except BaseException as error:  # noqa: BLE001 - reported by the test below
+            failures.append(error)
+
+    with transaction(engine) as session:
+        remember_bot_username(session, "closeout_bot")
+        second = threading.Thread(target=second_process)
+        second.start()
+        if engine.dialect.name == "postgresql":  # SQLite queues writers at BEGIN instead
+            _wait_for_a_lock_waiter(engine)
+    second.join(LOCK_WAIT)
+
+    assert not second.is_alive() and failures == []
+    with Session(engine) as session:
+        assert stored_bot_username(session) == "closeout_bot"
+
+
+def _wait_for_a_lock_waiter(engine: Engine) -> None:
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + LOCK_WAIT
+    with engine.connect() as connection:
+        while not connection.execute(query).scalar():
+            assert time.monotonic() < deadline, "the second writer never waited on the first"
+            time.sleep(0.02)
 
 
 def test_the_bot_username_is_remembered_without_the_at(engine: Engine) -> None:
