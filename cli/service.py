@@ -44,17 +44,18 @@ def serve_bot(settings: Settings, *, enqueue: Callable[[Changes], None] | None =
     application = build_application(settings, context.engine())
     application.bot_data.enqueue = enqueue
     if settings.WEBHOOK_URL:
+        from bot.webhook import Webhook, serve_webhook
+
+        assert settings.WEBHOOK_SECRET is not None  # the settings refuse a webhook without
         host, port = settings.webhook_listen
-        path = urlparse(settings.WEBHOOK_URL).path.lstrip("/")
-        log.info("serving the webhook %s on %s", settings.WEBHOOK_URL, settings.WEBHOOK_LISTEN)
-        application.run_webhook(
-            listen=host,
+        hook = Webhook(
+            url=settings.WEBHOOK_URL,
+            secret=settings.WEBHOOK_SECRET,
+            host=host,
             port=port,
-            url_path=path,
-            webhook_url=settings.WEBHOOK_URL,
-            secret_token=settings.WEBHOOK_SECRET,
-            drop_pending_updates=False,
+            path=urlparse(settings.WEBHOOK_URL).path.lstrip("/"),
         )
+        serve_webhook(application, hook)
     else:
         log.info("polling %s", settings.TELEGRAM_API_URL)
         application.run_polling(drop_pending_updates=False)

@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -72,6 +72,8 @@ HOOK_PATH = "/telegram/hook"
 DUE_IN_DAYS = 30
 #: The deployment's zone, as the processes are given it (TIMEZONE).
 ZONE = ZoneInfo("Asia/Shanghai")
+#: How long the Bot API holds a call while the process making it is killed.
+HUNG_CALL = 5.0  # seconds
 #: Evidence messages one person sends at once, spread over two processes.
 BURST = 8
 #: update_id of the updates a test posts by hand, far beyond the server's own.
@@ -140,8 +142,10 @@ def start_bot(
     webhook_url: str | None = None,
     listen_port: int | None = None,
     listen_host: str = LOOPBACK,
+    **settings: str,
 ) -> BotProcess:
-    """`closeout bot` in its own process group: polling, or a webhook when given its URL."""
+    """`closeout bot` in its own process group: polling, or a webhook when given its URL;
+    `settings` are more of its environment."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("WEBHOOK_")}
     env.update(
         DATABASE_URL=database_url,
@@ -152,6 +156,7 @@ def start_bot(
         QUIET_HOURS="",
         TIMEZONE=ZONE.key,
         LANGUAGE="zh",
+        **settings,
     )
     if webhook_url is not None:
         assert listen_port is not None
@@ -340,6 +345,15 @@ def evidence_of(engine: Engine, number: int) -> list[Evidence]:
         return list(session.exec(query).all())
 
 
+def wait_for(condition: Callable[[], bool], what: str, bot: BotProcess) -> None:
+    """Poll `condition` until it holds; fail naming `what` (and the bot's log) after a while."""
+    deadline = time.monotonic() + REPLY_TIMEOUT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}:\n{bot.output()}")
+        time.sleep(PROBE_INTERVAL)
+
+
 def told_of_submission(engine: Engine, number: int) -> set[int]:
     """The members the outbox owes a `submitted` push about the item."""
     with Session(engine) as session:
@@ -357,14 +371,23 @@ class Balancer:
     url: str = ""
     backends: list[BotProcess] = field(default_factory=list)
     target: int = 0
-    #: (update_id, backend index, status) of each forwarded request.
-    served: list[tuple[int, int, int]] = field(default_factory=list)
+    #: Whether each request goes to the next backend after the one before.
+    round_robin: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: (update_id, backend index) of each request, as it arrives.
+    served: list[tuple[int, int]] = field(default_factory=list)
 
     def forward(self, body: bytes, secret: str | None) -> int:
-        index = self.target
-        status = post_update(self.backends[index].hook_url(), json.loads(body), secret)
-        self.served.append((json.loads(body)["update_id"], index, status))
-        return status
+        with self._lock:
+            index = self.target
+            if self.round_robin:
+                self.target = (index + 1) % len(self.backends)
+            update = json.loads(body)
+            self.served.append((update["update_id"], index))
+        try:
+            return post_update(self.backends[index].hook_url(), update, secret)
+        except OSError:  # the backend is gone (refused, reset): Telegram sees a bad gateway
+            return 502
 
 
 class _BalancerHandler(BaseHTTPRequestHandler):
@@ -500,12 +523,7 @@ def test_two_webhook_processes_behind_a_balancer_carry_one_submission_between_th
     balancer.target = 1
     card = say(client, secretary, "/done", "待验收", bots[1])
 
-    assert [(index, status) for _, index, status in balancer.served] == [
-        (0, 200),
-        (1, 200),
-        (0, 200),
-        (1, 200),
-    ]
+    assert [index for _, index in balancer.served] == [0, 1, 0, 1]
     assert f"#{number} 已提交" in card.text and "2 件" in card.text
     rows = evidence_of(engine, number)
     assert [row.kind for row in rows] == ["photo", "text"]
@@ -564,8 +582,7 @@ def test_a_guided_new_answered_by_turns_on_two_webhook_processes_ends_with_one_i
     balancer.target = 1
     card = tap(client, inspector, confirm, "确认", "#1", bots[1])
 
-    assert [index for _, index, _ in balancer.served] == [0, 1] * 4
-    assert {status for _, _, status in balancer.served} == {200}
+    assert [index for _, index in balancer.served] == [0, 1] * 4
     assert "已登记问题 #1" in card.text
     item = item_in(engine, 1)
     assert item.org_id == people.district.orgs["B03"]
@@ -613,7 +630,50 @@ def test_a_webhook_process_stopped_with_sigterm_exits_cleanly_and_the_other_serv
 
     balancer.target = 1
     say(client, secretary, "/done", "还没有任何佐证材料", bots[1])
-    assert [index for _, index, _ in balancer.served] == [0, 1]
+    assert [index for _, index in balancer.served] == [0, 1]
+
+
+def test_a_burst_after_submit_spread_round_robin_over_two_processes_keeps_its_order(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    balancer: Balancer,
+    tmp_path: Path,
+) -> None:
+    # Telegram sends one chat's next update once the webhook answered the last
+    # one; the answer must wait for the handling, or the photo below reaches the
+    # other process before the submission it belongs to is open.
+    number = logged_item(engine, people)
+    secretary = people["M005"]
+    for name in ("a", "b"):
+        bots.append(
+            start_bot(
+                database_url,
+                botapi,
+                tmp_path / f"{name}.log",
+                webhook_url=balancer.url,
+                listen_port=free_port(),
+            )
+        )
+    balancer.backends = bots
+    balancer.round_robin = True
+    for bot in bots:
+        wait_listening(bot)
+
+    opened = client.send_text(secretary, f"/submit {number}")
+    photo = client.send_photo(secretary, tiny_png(8, 6))
+    client.send_text(secretary, "整改说明：已补齐会议记录")
+    client.send_text(secretary, "/done")
+    card = answer(client, secretary, opened, "待验收", bots[0])
+
+    assert [index for _, index in balancer.served] == [0, 1, 0, 1]
+    assert f"#{number} 已提交" in card.text and "2 件" in card.text
+    rows = evidence_of(engine, number)
+    assert [row.kind for row in rows] == ["photo", "text"]
+    assert rows[0].file_unique_id == photo.photo[-1].file_unique_id
 
 
 def test_evidence_posted_to_two_webhook_processes_at_once_is_all_kept(
@@ -662,6 +722,65 @@ def test_evidence_posted_to_two_webhook_processes_at_once_is_all_kept(
     assert f"{BURST} 件" in card.text
     assert sorted(row.text or "" for row in evidence_of(engine, number)) == sorted(texts)
     assert item_in(engine, number).status == "submitted"
+
+
+def test_a_webhook_process_killed_mid_update_leaves_it_to_telegrams_retry_on_the_other(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    balancer: Balancer,
+    tmp_path: Path,
+) -> None:
+    # The webhook answers only once the update is handled, so an update whose
+    # process dies on the way is never answered, and Telegram sends it again.
+    number = logged_item(engine, people)
+    secretary = people["M005"]
+    archive = tmp_path / "evidence"
+    for name in ("a", "b"):
+        bots.append(
+            start_bot(
+                database_url,
+                botapi,
+                tmp_path / f"{name}.log",
+                webhook_url=balancer.url,
+                listen_port=free_port(),
+                EVIDENCE_DIR=str(archive),
+            )
+        )
+    balancer.backends = bots
+    for bot in bots:
+        wait_listening(bot)
+    balancer.target = 0
+    say(client, secretary, f"/submit {number}", f"#{number}", bots[0])
+    photo = client.send_photo(secretary, tiny_png(8, 6))
+    answer(client, secretary, photo, "已收到 1 件", bots[0])
+
+    # /done fetches the photo for the archive before it submits: kill it there.
+    botapi.delay("getFile", HUNG_CALL)
+    fetches = botapi.calls["getFile"]
+    done = client.send_text(secretary, "/done")
+    wait_for(
+        lambda: botapi.calls["getFile"] > fetches,
+        "the first process to fetch the photo for the archive",
+        bots[0],
+    )
+    os.killpg(bots[0].process.pid, signal.SIGKILL)
+    bots[0].process.wait(timeout=STOP_TIMEOUT)
+    assert item_in(engine, number).status == "open"
+    botapi.delay("getFile", 0)
+    balancer.target = 1  # the balancer drops the dead process
+    card = answer(client, secretary, done, "待验收", bots[1])
+
+    done_update = balancer.served[-1][0]
+    assert [index for update, index in balancer.served if update == done_update][0] == 0
+    assert f"#{number} 已提交" in card.text and "1 件" in card.text
+    assert item_in(engine, number).status == "submitted"
+    (row,) = evidence_of(engine, number)
+    assert row.file_unique_id == photo.photo[-1].file_unique_id
+    assert row.archived_path is not None and Path(row.archived_path).is_file()
 
 
 # -- SIGKILL in the middle of /submit ------------------------------------------------------------
