@@ -238,6 +238,8 @@ def _wait_for_a_lock_waiter(engine: Engine) -> None:
     deadline = time.monotonic() + LOCK_WAIT
     with engine.connect() as connection:
         while not connection.execute(query).scalar():
+            # pg_stat_activity is a snapshot per transaction: end it to see anew.
+            connection.rollback()
             assert time.monotonic() < deadline, "the second writer never waited on the first"
             time.sleep(0.02)
 
