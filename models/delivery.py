@@ -308,8 +308,10 @@ def claim(
     is busy is left untouched and reported Later, before any work is done.
     """
     found = session.get(Notification, notification_id)
-    if found is None:
-        return Gone("missing")
+    if found is None or found.status != PENDING:
+        # Sent and failed are final: the job a bundle left idle (three of a member's
+        # four rows in a fan-out) ends here, without taking the recipient's lock.
+        return Gone(found.status if found else "missing")
     _lock_recipient(session, found)
     row = session.exec(
         select(Notification)

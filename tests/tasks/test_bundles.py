@@ -7,13 +7,15 @@ import asyncio
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from bot.services import Services
 from models import clock
 from models.db import transaction
 from models.delivery import (
+    MEMBER_LOCK,
     Changes,
     Claimed,
     Gone,
@@ -23,6 +25,7 @@ from models.delivery import (
     claim,
     lost_rows,
     mark_enqueued,
+    mark_sent,
     recipient_of,
 )
 from models.holidays import load_calendar
@@ -161,6 +164,30 @@ def test_an_unbound_member_s_row_fails_visibly(engine: Engine, district: Distric
     failed = row(engine, owed)
     assert failed.status == "failed" and "unbound" in (failed.last_error or "")
     assert isinstance(_claim(engine, owed), Gone)
+
+
+def test_a_job_whose_row_a_bundle_sent_ends_without_waiting_for_the_member_s_claims(
+    engine: Engine, district: District
+) -> None:
+    # A fan-out leaves most jobs idle (their rows went in another job's bundle):
+    # they must not queue behind the member's claim lock (PostgreSQL's advisory lock).
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the recipient's claim lock is PostgreSQL's; SQLite serialises claims")
+    _bind_all(engine, district)
+    new_item(engine, district, "B01", "问题一", DUE, "M005")
+    [owed] = [r.id for r in rows(engine) if r.recipient_id == district.members["M005"]]
+    with transaction(engine) as session:
+        mark_sent(session, [owed], message_id=1, now=clock.now())
+    with engine.connect() as holder:
+        holder.execute(
+            text("SELECT pg_advisory_xact_lock(:key, :member)"),
+            {"key": MEMBER_LOCK, "member": district.members["M005"]},
+        )
+        with transaction(engine) as session:
+            session.execute(text("SET LOCAL lock_timeout = '2s'"))
+            outcome = claim(session, owed, rules=DAYTIME, bundle_max=10, lease=LEASE)
+        holder.rollback()
+    assert isinstance(outcome, Gone)
 
 
 def test_one_item_is_its_card_with_what_happened_in_the_reader_s_language(
