@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
 
@@ -56,15 +56,20 @@ Explain = Callable[[str, Refused], str]
 
 def lookup(session: Session, telegram_user_id: int, default_lang: str) -> Who | None:
     """The bound member for a Telegram user, or None."""
-    member = session.exec(select(Member).where(Member.telegram_user_id == telegram_user_id)).first()
-    if member is None or member.id is None:
+    # Member and org in one query; actor_for then finds both in the session.
+    found = session.exec(
+        select(Member, Org)
+        .join(Org, col(Org.id) == col(Member.org_id))
+        .where(Member.telegram_user_id == telegram_user_id)
+    ).first()
+    if found is None or found[0].id is None:
         return None
-    org = session.get(Org, member.org_id)
+    member, org = found
     return Who(
         member_id=member.id,
         code=member.code,
         name=member.name,
-        org_name=org.name if org else "",
+        org_name=org.name,
         lang=member.language or default_lang,
         actor=actor_for(session, member.id),
     )
