@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
 from models.deadlines import Milestone as Step
@@ -71,35 +72,34 @@ def summarize_many(
     if not items:
         return []
     numbers = [item.number for item in items]
-    orgs = {
-        org.id: org
-        for org in session.exec(select(Org).where(col(Org.id).in_({i.org_id for i in items})))
-    }
-    people = {
-        member.id: member.name
-        for member in session.exec(
-            select(Member).where(col(Member.id).in_({i.responsible_id for i in items}))
-        )
+    # One row per item: its org, its responsible person's name and the counts
+    # (a bot reply summarizes one item or a page: queries, not rows, cost here).
+    child = aliased(Item)
+    children = (
+        select(func.count()).select_from(child).where(col(child.parent_number) == col(Item.number))
+    )
+    facts_of: dict[int, tuple[str, str, str | None, int, int, int]] = {
+        number: (code, name, person, evidence, closed, total)
+        for number, code, name, person, evidence, closed, total in session.exec(  # type: ignore[misc]
+            select(
+                col(Item.number),
+                col(Org.code),
+                col(Org.name),
+                col(Member.name),
+                select(func.count())
+                .where(col(Evidence.item_number) == col(Item.number))
+                .scalar_subquery(),
+                children.where(col(child.status) == "closed").scalar_subquery(),
+                children.scalar_subquery(),
+            )
+            .join(Org, col(Org.id) == col(Item.org_id))
+            .outerjoin(Member, col(Member.id) == col(Item.responsible_id))
+            .where(col(Item.number).in_(numbers))
+        ).all()
     }
     steps: dict[int, list[Step]] = {}
     for row in session.exec(select(Milestone).where(col(Milestone.item_number).in_(numbers))):
         steps.setdefault(row.item_number, []).append(Step(row.due_date, row.done_at is not None))
-    evidence = dict(
-        session.exec(
-            select(Evidence.item_number, func.count())
-            .where(col(Evidence.item_number).in_(numbers))
-            .group_by(col(Evidence.item_number))
-        ).all()
-    )
-    children: dict[int, tuple[int, int]] = {}
-    for parent, status, count in session.exec(
-        select(Item.parent_number, Item.status, func.count())
-        .where(col(Item.parent_number).in_(numbers))
-        .group_by(col(Item.parent_number), col(Item.status))
-    ).all():
-        assert parent is not None  # the where clause picks children
-        closed, total = children.get(parent, (0, 0))
-        children[parent] = (closed + (count if status == "closed" else 0), total + count)
     pending = {
         row.item_number: row
         for row in session.exec(
@@ -111,7 +111,7 @@ def summarize_many(
     summaries = []
     for item in items:
         assert item.number is not None
-        org = orgs[item.org_id]
+        org_code, org_name, responsible_name, evidence, closed, total = facts_of[item.number]
         request = pending.get(item.number)
         actions: frozenset[str] = frozenset()
         if reader is not None:
@@ -125,15 +125,14 @@ def summarize_many(
         left = None
         if item.due_date is not None and item.status not in ("closed", "cancelled"):
             left = facts.calendar.workdays_between(facts.today, item.due_date)
-        closed, total = children.get(item.number, (0, 0))
         summaries.append(
             ItemSummary(
                 number=item.number,
                 version=item.version,
                 kind=item.kind,
                 title=item.title,
-                org_code=org.code,
-                org_name=org.name,
+                org_code=org_code,
+                org_name=org_name,
                 status=item.status,
                 severity=item.severity,
                 due_date=item.due_date,
@@ -147,14 +146,14 @@ def summarize_many(
                 ),
                 days_overdue=days_overdue(item.status, item.due_date, facts.today, facts.calendar),
                 days_left=left,
-                responsible_name=people.get(item.responsible_id),
+                responsible_name=responsible_name,
                 escalation_level=item.escalation_level,
                 extensions=item.extensions,
                 rejections=item.rejections,
                 relapses=item.relapses,
                 children_closed=closed,
                 children_total=total,
-                evidence_count=evidence.get(item.number, 0),
+                evidence_count=evidence,
                 pending_extension_by=request.requested_by_id if request else None,
                 pending_extension_due=request.requested_due if request else None,
                 actions=actions,
