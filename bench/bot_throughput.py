@@ -92,7 +92,7 @@ MY_SHARE, ITEM_SHARE = 0.4, 0.4
 WARMUP = 100
 #: A user sends again only this long after their last update, so that replies to
 #: one chat stay a second apart (the per-chat flood limit) even when the bot lags.
-REUSE_AFTER = 10.0  # seconds
+REUSE_AFTER = 30.0  # seconds
 #: Telegram user (and private chat) ids: this base plus the member's id.
 USER_ID_BASE = 1_000_000
 #: Items' statuses on the generated ledger (the rest are open).
