@@ -62,9 +62,11 @@ def lookup(session: Session, telegram_user_id: int, default_lang: str) -> Who | 
         .join(Org, col(Org.id) == col(Member.org_id))
         .where(Member.telegram_user_id == telegram_user_id)
     ).first()
-    if found is None or found[0].id is None:
+    if found is None:
         return None
     member, org = found
+    if member.id is None:
+        return None
     return Who(
         member_id=member.id,
         code=member.code,

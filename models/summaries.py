@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
@@ -80,8 +81,9 @@ def summarize_many(
     )
     facts_of: dict[int, tuple[str, str, str | None, int, int, int]] = {
         number: (code, name, person, evidence, closed, total)
-        for number, code, name, person, evidence, closed, total in session.exec(  # type: ignore[misc]
-            select(
+        # session.execute with SQLAlchemy's select: sqlmodel's is typed for at most four columns.
+        for number, code, name, person, evidence, closed, total in session.execute(
+            sa_select(
                 col(Item.number),
                 col(Org.code),
                 col(Org.name),
