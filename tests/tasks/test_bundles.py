@@ -166,13 +166,13 @@ def test_an_unbound_member_s_row_fails_visibly(engine: Engine, district: Distric
     assert isinstance(_claim(engine, owed), Gone)
 
 
+# The recipient's claim lock is PostgreSQL's advisory lock; SQLite serialises claims.
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_job_whose_row_a_bundle_sent_ends_without_waiting_for_the_member_s_claims(
     engine: Engine, district: District
 ) -> None:
     # A fan-out leaves most jobs idle (their rows went in another job's bundle):
-    # they must not queue behind the member's claim lock (PostgreSQL's advisory lock).
-    if engine.dialect.name != "postgresql":
-        pytest.skip("the recipient's claim lock is PostgreSQL's; SQLite serialises claims")
+    # they must not queue behind the member's claim lock.
     _bind_all(engine, district)
     new_item(engine, district, "B01", "问题一", DUE, "M005")
     [owed] = [r.id for r in rows(engine) if r.recipient_id == district.members["M005"]]
