@@ -57,5 +57,7 @@ def serve_bot(settings: Settings, *, enqueue: Callable[[Changes], None] | None =
         )
         serve_webhook(application, hook)
     else:
+        from bot.polling import serve_polling
+
         log.info("polling %s", settings.TELEGRAM_API_URL)
-        application.run_polling(drop_pending_updates=False)
+        serve_polling(application)
