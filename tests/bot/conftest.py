@@ -4,6 +4,7 @@ the fixture district's members bound to simulated Telegram users."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.app import build_application
+from bot.polling import Poller
 from bot.services import BotApplication
 from models.db import transaction
 from models.tables import Member
@@ -68,17 +70,18 @@ def people(engine: Engine, district: District, client: SandboxClient) -> People:
 async def app(
     bot_settings: Settings, engine: Engine, people: People
 ) -> AsyncIterator[BotApplication]:
-    """The bot, polling the local server, until the test ends."""
+    """The bot, polling the local server with our loop (bot/polling.py), until the test ends."""
     application = build_application(bot_settings, engine)
     async with application:
-        # run_polling calls post_init between initialize and start; so do we.
+        # serve_polling calls post_init between initialize and start; so do we.
         assert application.post_init is not None
         await application.post_init(application)
         await application.start()
-        assert application.updater is not None
-        await application.updater.start_polling(poll_interval=0.0, timeout=POLL_TIMEOUT)
+        stop = asyncio.Event()
+        polling = asyncio.create_task(Poller(application, timeout=POLL_TIMEOUT).run(stop))
         yield application
-        await application.updater.stop()
+        stop.set()
+        await polling
         await application.stop()
 
 

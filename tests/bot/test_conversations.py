@@ -6,6 +6,7 @@ database carries on where the old one stopped."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
 from bot.app import build_application
+from bot.polling import Poller
 from bot.services import BotApplication
 from models import clock
 from models.db import transaction
@@ -36,14 +38,16 @@ async def running_bot(settings: Settings, engine: Engine) -> AsyncIterator[BotAp
     """A bot process of its own: built, polling, then stopped as a restart would stop it."""
     application = build_application(settings, engine)
     async with application:
-        assert application.post_init is not None and application.updater is not None
+        assert application.post_init is not None
         await application.post_init(application)
         await application.start()
-        await application.updater.start_polling(poll_interval=0.0, timeout=POLL_TIMEOUT)
+        stop = asyncio.Event()
+        polling = asyncio.create_task(Poller(application, timeout=POLL_TIMEOUT).run(stop))
         try:
             yield application
         finally:
-            await application.updater.stop()
+            stop.set()
+            await polling
             await application.stop()
 
 

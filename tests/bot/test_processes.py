@@ -3,7 +3,9 @@ DESIGN "Conversations"): the webhook refuses an update without its secret;
 webhook processes behind a load balancer (tests/bot/processes.py) carry one
 person's flows between them, keep that person's order, and leave an update
 whose process died to Telegram's retry; a polling bot killed with SIGKILL in the
-middle of /submit loses nothing.
+middle of /submit, or in the middle of /done's handling, loses nothing, keeps
+one person's order, and a polling bot stopped with SIGTERM finishes the update
+in hand and confirms it.
 
 Each test runs on SQLite, then PostgreSQL; the processes and the test share the
 database, and the people's chats on the local server show what the bot said.
@@ -28,7 +30,16 @@ from models.db import transaction
 from models.ledger import NewItem, create_item, get_item
 from models.people import actor_for
 from models.tables import Draft, Evidence, Item, Notification
-from sandbox.botapi import BotApiServer, Limits, SandboxClient, running_server, tiny_png
+from sandbox.botapi import (
+    BotApiServer,
+    Limits,
+    MessageRecord,
+    SandboxClient,
+    User,
+    running_server,
+    tiny_png,
+)
+from sandbox.botapi.records import WebhookConfig
 from tests.bot.processes import (
     HOOK_PATH,
     LOOPBACK,
@@ -492,3 +503,166 @@ def test_a_bot_killed_with_sigkill_mid_submission_leaves_it_for_the_next_process
         people.district.members["M003"],
         people.district.members["M004"],
     }
+
+
+# -- polling that confirms only what was handled (bot/polling.py) ------------------------------
+
+
+def polling_bot(
+    database_url: str, botapi: BotApiServer, bots: list[BotProcess], log: Path, **settings: str
+) -> BotProcess:
+    bot = start_bot(database_url, botapi, log, **settings)
+    bots.append(bot)
+    return bot
+
+
+def submitted_with_a_photo(
+    client: SandboxClient, secretary: User, number: int, bot: BotProcess
+) -> MessageRecord:
+    """/submit, then a photo, acknowledged (the first answer also waits for the start)."""
+    say(client, secretary, f"/submit {number}", f"#{number}", bot, timeout=START_TIMEOUT)
+    photo = client.send_photo(secretary, tiny_png(8, 6))
+    answer(client, secretary, photo, "已收到 1 件", bot)
+    return photo
+
+
+def hang_archive_fetch(
+    botapi: BotApiServer, client: SandboxClient, secretary: User, bot: BotProcess
+) -> MessageRecord:
+    """Send /done with getFile held: return once the bot is inside /done, fetching the photo."""
+    botapi.delay("getFile", HUNG_CALL)
+    fetches = botapi.calls["getFile"]
+    done = client.send_text(secretary, "/done")
+    wait_for(
+        lambda: botapi.calls["getFile"] > fetches, "the bot to fetch the photo for the archive", bot
+    )
+    return done
+
+
+def test_a_polling_bot_killed_with_sigkill_while_handling_done_leaves_it_for_the_next_process(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    tmp_path: Path,
+) -> None:
+    number = logged_item(engine, people)
+    secretary = people["M005"]
+    archive = str(tmp_path / "evidence")
+    first = polling_bot(database_url, botapi, bots, tmp_path / "first.log", EVIDENCE_DIR=archive)
+    photo = submitted_with_a_photo(client, secretary, number, first)
+
+    done = hang_archive_fetch(botapi, client, secretary, first)
+    os.killpg(first.process.pid, signal.SIGKILL)
+    assert first.process.wait(timeout=STOP_TIMEOUT) == -signal.SIGKILL
+    assert item_in(engine, number).status == "open"
+    botapi.delay("getFile", 0)
+
+    second = polling_bot(database_url, botapi, bots, tmp_path / "second.log", EVIDENCE_DIR=archive)
+    card = answer(client, secretary, done, "待验收", second, timeout=START_TIMEOUT)
+    assert f"#{number} 已提交" in card.text and "1 件" in card.text
+    assert item_in(engine, number).status == "submitted"
+    (row,) = evidence_of(engine, number)
+    assert row.file_unique_id == photo.photo[-1].file_unique_id
+    assert row.archived_path is not None and Path(row.archived_path).is_file()
+
+
+def test_a_polling_bot_handles_one_persons_burst_in_the_order_sent(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    tmp_path: Path,
+) -> None:
+    # All four come in one getUpdates batch; a photo handled before the /submit
+    # before it would find no submission open.
+    number = logged_item(engine, people)
+    secretary = people["M005"]
+    opened = client.send_text(secretary, f"/submit {number}")
+    photo = client.send_photo(secretary, tiny_png(8, 6))
+    client.send_text(secretary, "整改说明：已补齐会议记录")
+    client.send_text(secretary, "/done")
+    bot = polling_bot(database_url, botapi, bots, tmp_path / "bot.log")
+
+    card = answer(client, secretary, opened, "待验收", bot, timeout=START_TIMEOUT)
+    assert f"#{number} 已提交" in card.text and "2 件" in card.text
+    rows = evidence_of(engine, number)
+    assert [row.kind for row in rows] == ["photo", "text"]
+    assert rows[0].file_unique_id == photo.photo[-1].file_unique_id
+
+
+def test_a_polling_bot_answers_another_person_while_one_update_is_held(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    tmp_path: Path,
+) -> None:
+    number = logged_item(engine, people)
+    secretary = people["M005"]
+    archive = str(tmp_path / "evidence")
+    bot = polling_bot(database_url, botapi, bots, tmp_path / "bot.log", EVIDENCE_DIR=archive)
+    submitted_with_a_photo(client, secretary, number, bot)
+
+    done = hang_archive_fetch(botapi, client, secretary, bot)
+    say(client, people["M003"], "/whoami", "角色", bot)
+    assert item_in(engine, number).status == "open"  # /done is still in hand
+    botapi.delay("getFile", 0)
+    answer(client, secretary, done, "待验收", bot)
+
+
+def test_a_polling_bot_stopped_with_sigterm_finishes_the_update_in_hand_and_exits_0(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    tmp_path: Path,
+) -> None:
+    number = logged_item(engine, people)
+    secretary = people["M005"]
+    archive = str(tmp_path / "evidence")
+    first = polling_bot(database_url, botapi, bots, tmp_path / "first.log", EVIDENCE_DIR=archive)
+    submitted_with_a_photo(client, secretary, number, first)
+
+    done = hang_archive_fetch(botapi, client, secretary, first)
+    os.killpg(first.process.pid, signal.SIGTERM)
+    assert first.process.wait(timeout=STOP_TIMEOUT) == 0, first.output()
+    assert item_in(engine, number).status == "submitted"
+    botapi.delay("getFile", 0)
+
+    # The stopped process confirmed the /done it finished: the next does not handle it again.
+    second = polling_bot(database_url, botapi, bots, tmp_path / "second.log", EVIDENCE_DIR=archive)
+    say(client, secretary, "/whoami", "角色", second, timeout=START_TIMEOUT)
+    cards = [m for m in client.messages(secretary.id) if m.message_id > done.message_id]
+    assert sum("待验收" in m.text for m in cards) == 1
+
+
+def test_a_polling_bot_deletes_a_webhook_left_set_and_keeps_its_pending_updates(
+    engine: Engine,
+    database_url: str,
+    botapi: BotApiServer,
+    client: SandboxClient,
+    people: People,
+    bots: list[BotProcess],
+    tmp_path: Path,
+) -> None:
+    # A webhook nobody listens on: the message waits on the server, undelivered.
+    with botapi.world.lock:
+        botapi.world.webhook = WebhookConfig(
+            url=f"http://{LOOPBACK}:{free_port()}{HOOK_PATH}",
+            secret_token=SECRET,
+            max_connections=1,
+        )
+    asked = client.send_text(people["M005"], "/whoami")
+    bot = polling_bot(database_url, botapi, bots, tmp_path / "bot.log")
+    answer(client, people["M005"], asked, "角色", bot, timeout=START_TIMEOUT)
+    with botapi.world.lock:
+        assert botapi.world.webhook is None
