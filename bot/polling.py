@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,6 +40,7 @@ from typing import TypeVar
 
 from telegram import Update
 from telegram.error import Forbidden, InvalidToken, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.services import BotApplication
 from bot.webhook import STOP_GRACE, STOP_SIGNALS
@@ -170,7 +172,9 @@ class Poller:
             except (InvalidToken, Forbidden):
                 raise  # no retry makes a wrong token right
             except RetryAfter as exc:
-                wait = seconds(exc.retry_after)
+                with warnings.catch_warnings():  # int or timedelta, by PTB_TIMEDELTA
+                    warnings.simplefilter("ignore", PTBDeprecationWarning)
+                    wait = seconds(exc.retry_after)
                 log.warning("Telegram asks to wait %.0f s before polling again", wait)
             except TelegramError as exc:  # NetworkError (5xx, time-outs), Conflict, BadRequest
                 wait = backoff

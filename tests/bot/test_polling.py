@@ -1,0 +1,76 @@
+"""Polling in-process (bot/polling.py): which offset confirms what, and the loop
+riding out the Bot API's failures. Killing and stopping real processes is in
+tests/bot/test_processes.py."""
+
+from __future__ import annotations
+
+import pytest
+from telegram import Update
+
+from bot.polling import Inbox
+from bot.services import BotApplication
+from sandbox.botapi import BotApiServer, SandboxClient
+from tests.bot.support import People
+
+#: Times the Bot API fails getUpdates in a row in the tests below.
+FAILURES = 2
+
+
+def updates(*ids: int) -> tuple[Update, ...]:
+    return tuple(Update(update_id=update_id) for update_id in ids)
+
+
+def test_the_offset_is_the_oldest_update_still_in_hand() -> None:
+    inbox = Inbox()
+    first, second, third = inbox.take(updates(7, 8, 9))
+    inbox.finish(second)
+    inbox.finish(third)
+    assert inbox.offset() == 7
+    inbox.finish(first)
+    assert inbox.offset() == 10
+
+
+def test_nothing_taken_yet_leaves_the_offset_to_telegram() -> None:
+    assert Inbox().offset() is None
+
+
+def test_updates_in_hand_sent_again_are_not_taken_twice() -> None:
+    inbox = Inbox()
+    inbox.take(updates(7, 8))
+    assert [u.update_id for u in inbox.take(updates(7, 8, 9))] == [9]
+
+
+def test_updates_are_taken_in_update_id_order() -> None:
+    assert [u.update_id for u in Inbox().take(updates(9, 7, 8))] == [7, 8, 9]
+
+
+def test_the_inbox_is_idle_only_when_nothing_is_in_hand() -> None:
+    inbox = Inbox()
+    assert inbox.idle.is_set()
+    (update,) = inbox.take(updates(1))
+    assert not inbox.idle.is_set()
+    inbox.finish(update)
+    assert inbox.idle.is_set()
+
+
+@pytest.mark.parametrize("status", [500, 502])
+async def test_polling_goes_on_after_getupdates_failed_with_a_server_error(
+    app: BotApplication, botapi: BotApiServer, client: SandboxClient, people: People, status: int
+) -> None:
+    botapi.fail_next("getUpdates", status=status, count=FAILURES)
+    before = botapi.calls["getUpdates"]
+    sent = client.send_text(people["M005"], "/whoami")
+    reply = await client.wait_for(people["M005"].id, after=sent)
+    assert "角色" in reply.text
+    assert botapi.calls["getUpdates"] > before + FAILURES
+
+
+async def test_polling_goes_on_after_getupdates_asked_to_retry_after_a_while(
+    app: BotApplication, botapi: BotApiServer, client: SandboxClient, people: People
+) -> None:
+    botapi.fail_next("getUpdates", status=429, retry_after=1)
+    before = botapi.calls["getUpdates"]
+    sent = client.send_text(people["M005"], "/whoami")
+    reply = await client.wait_for(people["M005"].id, after=sent)
+    assert "角色" in reply.text
+    assert botapi.calls["getUpdates"] > before + 1
