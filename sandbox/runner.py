@@ -126,6 +126,8 @@ class Sandbox:
         self.cast: Cast | None = None
         self.timeline: Timeline | None = None
         self._application: BotApplication | None = None
+        self._stop_polling = asyncio.Event()
+        self._polling: asyncio.Task[None] | None = None
         self._jobs: dramatiq.Worker | None = None
         self._runtime: Runtime | None = None
         self._web: web.AppRunner | None = None
@@ -254,17 +256,21 @@ class Sandbox:
 
     async def _start_bot(self, settings: Settings, engine: Engine) -> None:
         from bot.app import build_application
+        from bot.polling import Poller
         from tasks.delivery import enqueue_changes
 
         application = build_application(settings, engine)
         application.bot_data.enqueue = enqueue_changes
         await application.initialize()
         self._application = application
-        # run_polling calls post_init between initialize and start; so do we.
-        assert application.post_init is not None and application.updater is not None
+        # serve_polling calls post_init between initialize and start; so do we.
+        assert application.post_init is not None
         await application.post_init(application)
         await application.start()
-        await application.updater.start_polling(poll_interval=0.0, timeout=POLL_TIMEOUT)
+        self._stop_polling.clear()
+        self._polling = asyncio.create_task(
+            Poller(application, timeout=POLL_TIMEOUT).run(self._stop_polling)
+        )
 
     async def _start_web(self) -> None:
         assert self.botapi is not None and self.cast is not None and self.timeline is not None
@@ -284,8 +290,10 @@ class Sandbox:
         application = self._application
         if application is not None:
             self._application = None
-            if application.updater is not None and application.updater.running:
-                await application.updater.stop()
+            if self._polling is not None:
+                self._stop_polling.set()
+                await self._polling
+                self._polling = None
             if application.running:
                 await application.stop()
             await application.shutdown()
