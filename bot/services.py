@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -23,7 +23,7 @@ from telegram.ext import Application, BaseHandler, CallbackContext, ExtBot
 from models import clock
 from models.db import transaction
 from models.delivery import Changes, OutboxWatch
-from models.holidays import load_calendar
+from models.holidays import CalendarCache
 from models.summaries import Facts
 from settings import Settings
 
@@ -39,6 +39,8 @@ class Services:
     #: Called after a commit with the notifications it owed and the items it
     #: changed (tasks.delivery.enqueue_changes); None: the pump finds them.
     enqueue: Callable[[Changes], None] | None = None
+    #: This process's working-day calendar, rebuilt when an admin imports holidays.
+    calendars: CalendarCache = field(default_factory=CalendarCache)
 
     async def db(self, work: Callable[[Session], T]) -> T:
         """Run `work(session)` in one transaction on a worker thread; commit if it returns."""
@@ -63,7 +65,7 @@ class Services:
         """Today in the deployment's zone, the working-day calendar and the warning window."""
         return Facts(
             today=clock.today(self.settings.zone),
-            calendar=load_calendar(session),
+            calendar=self.calendars.calendar(session),
             warn_days=self.settings.WARN_DAYS,
         )
 
