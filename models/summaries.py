@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from sqlalchemy import BindParameter, bindparam
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
@@ -59,6 +60,37 @@ class ItemSummary:
     actions: frozenset[str]
 
 
+# The statements are built once, at import: building them (the aliased
+# children's comparisons above all) cost more CPU than running them, on every
+# bot reply. The item numbers are one expanding parameter, `numbers`.
+_NUMBERS: BindParameter[list[int]] = bindparam("numbers", expanding=True)
+_CHILD = aliased(Item)
+_CHILDREN = (
+    select(func.count()).select_from(_CHILD).where(col(_CHILD.parent_number) == col(Item.number))
+)
+#: One row per item: its org, its responsible person's name and the counts
+#: (a bot reply summarizes one item or a page: queries, not rows, cost here).
+#: SQLAlchemy's select: sqlmodel's is typed for at most four columns.
+_FACTS_OF_ITEMS = (
+    sa_select(
+        col(Item.number),
+        col(Org.code),
+        col(Org.name),
+        col(Member.name),
+        select(func.count()).where(col(Evidence.item_number) == col(Item.number)).scalar_subquery(),
+        _CHILDREN.where(col(_CHILD.status) == "closed").scalar_subquery(),
+        _CHILDREN.scalar_subquery(),
+    )
+    .join(Org, col(Org.id) == col(Item.org_id))
+    .outerjoin(Member, col(Member.id) == col(Item.responsible_id))
+    .where(col(Item.number).in_(_NUMBERS))
+)
+_MILESTONES_OF_ITEMS = select(Milestone).where(col(Milestone.item_number).in_(_NUMBERS))
+_PENDING_EXTENSIONS_OF_ITEMS = select(Extension).where(
+    col(Extension.item_number).in_(_NUMBERS), col(Extension.approved).is_(None)
+)
+
+
 def summarize(
     session: Session, item: Item, facts: Facts, *, reader: Actor | None = None
 ) -> ItemSummary:
@@ -72,43 +104,18 @@ def summarize_many(
     """Summaries of several items with a fixed number of queries, whatever their count."""
     if not items:
         return []
-    numbers = [item.number for item in items]
-    # One row per item: its org, its responsible person's name and the counts
-    # (a bot reply summarizes one item or a page: queries, not rows, cost here).
-    child = aliased(Item)
-    children = (
-        select(func.count()).select_from(child).where(col(child.parent_number) == col(Item.number))
-    )
+    numbers = {"numbers": [item.number for item in items]}
     facts_of: dict[int, tuple[str, str, str | None, int, int, int]] = {
         number: (code, name, person, evidence, closed, total)
-        # session.execute with SQLAlchemy's select: sqlmodel's is typed for at most four columns.
         for number, code, name, person, evidence, closed, total in session.execute(
-            sa_select(
-                col(Item.number),
-                col(Org.code),
-                col(Org.name),
-                col(Member.name),
-                select(func.count())
-                .where(col(Evidence.item_number) == col(Item.number))
-                .scalar_subquery(),
-                children.where(col(child.status) == "closed").scalar_subquery(),
-                children.scalar_subquery(),
-            )
-            .join(Org, col(Org.id) == col(Item.org_id))
-            .outerjoin(Member, col(Member.id) == col(Item.responsible_id))
-            .where(col(Item.number).in_(numbers))
+            _FACTS_OF_ITEMS, numbers
         ).all()
     }
     steps: dict[int, list[Step]] = {}
-    for row in session.exec(select(Milestone).where(col(Milestone.item_number).in_(numbers))):
+    for row in session.exec(_MILESTONES_OF_ITEMS, params=numbers):
         steps.setdefault(row.item_number, []).append(Step(row.due_date, row.done_at is not None))
     pending = {
-        row.item_number: row
-        for row in session.exec(
-            select(Extension).where(
-                col(Extension.item_number).in_(numbers), col(Extension.approved).is_(None)
-            )
-        )
+        row.item_number: row for row in session.exec(_PENDING_EXTENSIONS_OF_ITEMS, params=numbers)
     }
     summaries = []
     for item in items:
