@@ -17,13 +17,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, select
+from sqlmodel import Session, col
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
 
 from bot.callbacks import Press, decode
 from bot.services import Context
-from models.people import actor_for
+from models.people import actor_of
 from models.permissions import Actor
 from models.states import Refused
 from models.tables import Member, Org
@@ -54,26 +55,36 @@ Callback = Callable[[Update, Context], Coroutine[Any, Any, None]]
 Explain = Callable[[str, Refused], str]
 
 
+#: The bound member behind a Telegram user, as plain columns: built once, since
+#: every update asks it, and without loading ORM objects the guard never changes.
+_BOUND_MEMBER = (
+    select(
+        col(Member.id),
+        col(Member.code),
+        col(Member.name),
+        col(Member.language),
+        col(Member.roles),
+        col(Org.name),
+        col(Org.path),
+    )
+    .join(Org, col(Org.id) == col(Member.org_id))
+    .where(col(Member.telegram_user_id) == bindparam("telegram_user_id"))
+)
+
+
 def lookup(session: Session, telegram_user_id: int, default_lang: str) -> Who | None:
     """The bound member for a Telegram user, or None."""
-    # Member and org in one query; actor_for then finds both in the session.
-    found = session.exec(
-        select(Member, Org)
-        .join(Org, col(Org.id) == col(Member.org_id))
-        .where(Member.telegram_user_id == telegram_user_id)
-    ).first()
+    found = session.execute(_BOUND_MEMBER, {"telegram_user_id": telegram_user_id}).first()
     if found is None:
         return None
-    member, org = found
-    if member.id is None:
-        return None
+    member_id, code, name, language, roles, org_name, org_path = found
     return Who(
-        member_id=member.id,
-        code=member.code,
-        name=member.name,
-        org_name=org.name,
-        lang=member.language or default_lang,
-        actor=actor_for(session, member.id),
+        member_id=member_id,
+        code=code,
+        name=name,
+        org_name=org_name,
+        lang=language or default_lang,
+        actor=actor_of(session, member_id, roles, org_path),
     )
 
 

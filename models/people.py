@@ -5,12 +5,22 @@ Queries over the directory; they take the session and never commit.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, bindparam, or_
 from sqlmodel import Session, col, select
 
 from models.permissions import Actor
 from models.roles import split_roles
 from models.tables import GroupMember, GroupScope, Member, Org
+
+#: The org paths a member inspects through their groups; built once (every bot
+#: update asks it), the member's id bound as `member_id`.
+_GROUP_PATHS = (
+    select(Org.path)
+    .join(GroupScope, col(GroupScope.org_id) == Org.id)
+    .join(GroupMember, col(GroupMember.group_id) == GroupScope.group_id)
+    .where(GroupMember.member_id == bindparam("member_id"))
+    .distinct()
+)
 
 
 def actor_for(session: Session, member_id: int) -> Actor:
@@ -19,17 +29,16 @@ def actor_for(session: Session, member_id: int) -> Actor:
     if member is None:
         raise LookupError(f"no member {member_id}")
     org = session.get(Org, member.org_id)
-    group_paths = session.exec(
-        select(Org.path)
-        .join(GroupScope, col(GroupScope.org_id) == Org.id)
-        .join(GroupMember, col(GroupMember.group_id) == GroupScope.group_id)
-        .where(GroupMember.member_id == member_id)
-        .distinct()
-    ).all()
+    return actor_of(session, member_id, member.roles, org.path if org else "/")
+
+
+def actor_of(session: Session, member_id: int, roles: str, org_path: str) -> Actor:
+    """The permission view of a member whose stored roles and org path the caller already has."""
+    group_paths = session.exec(_GROUP_PATHS, params={"member_id": member_id}).all()
     return Actor(
         member_id=member_id,
-        roles=split_roles(member.roles),
-        org_path=org.path if org else "/",
+        roles=split_roles(roles),
+        org_path=org_path,
         group_paths=tuple(sorted(group_paths)),
     )
 
