@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
@@ -70,19 +71,30 @@ def remember_card(
     member_id: int | None,
     version: int,
 ) -> None:
-    """Record that `message_id` in `chat_id` shows item `item_number` at `version`."""
-    row = session.get(CardRow, (chat_id, message_id))
-    if row is None:
-        row = CardRow(
-            chat_id=chat_id,
-            message_id=message_id,
-            item_number=item_number,
-            member_id=member_id,
-            version=version,
-            sent_at=clock.now(),
+    """Record that `message_id` in `chat_id` shows item `item_number` at `version`.
+
+    One insert-or-update statement, not a read then an ORM write: it runs for
+    every card the bot sends. A message recorded before (an edited card) keeps
+    its reader and first sending time; it now shows `version`.
+    """
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(CardRow).values(
+        chat_id=chat_id,
+        message_id=message_id,
+        item_number=item_number,
+        member_id=member_id,
+        version=version,
+        sent_at=clock.now(),
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["chat_id", "message_id"],
+            set_={
+                "item_number": statement.excluded.item_number,
+                "version": statement.excluded.version,
+            },
         )
-    row.item_number, row.version = item_number, version
-    session.add(row)
+    )
 
 
 async def record_sent(
