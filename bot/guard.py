@@ -56,7 +56,8 @@ Explain = Callable[[str, Refused], str]
 
 
 #: The bound member behind a Telegram user, as plain columns: built once, since
-#: every update asks it, and without loading ORM objects the guard never changes.
+#: every update asks it, and run on the session's connection, past the ORM: the
+#: guard changes nothing, so it needs no ORM objects.
 _BOUND_MEMBER = (
     select(
         col(Member.id),
@@ -74,10 +75,12 @@ _BOUND_MEMBER = (
 
 def lookup(session: Session, telegram_user_id: int, default_lang: str) -> Who | None:
     """The bound member for a Telegram user, or None."""
-    found = session.execute(_BOUND_MEMBER, {"telegram_user_id": telegram_user_id}).first()
+    connection = session.connection()
+    found = connection.execute(_BOUND_MEMBER, {"telegram_user_id": telegram_user_id}).first()
     if found is None:
         return None
     member_id, code, name, language, roles, org_name, org_path = found
+    assert member_id is not None  # a stored member has its id; this tells mypy
     return Who(
         member_id=member_id,
         code=code,

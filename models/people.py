@@ -5,6 +5,8 @@ Queries over the directory; they take the session and never commit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import ColumnElement, bindparam, or_
 from sqlmodel import Session, col, select
 
@@ -29,12 +31,22 @@ def actor_for(session: Session, member_id: int) -> Actor:
     if member is None:
         raise LookupError(f"no member {member_id}")
     org = session.get(Org, member.org_id)
-    return actor_of(session, member_id, member.roles, org.path if org else "/")
+    group_paths = session.exec(_GROUP_PATHS, params={"member_id": member_id}).all()
+    return _actor(member_id, member.roles, org.path if org else "/", group_paths)
 
 
 def actor_of(session: Session, member_id: int, roles: str, org_path: str) -> Actor:
-    """The permission view of a member whose stored roles and org path the caller already has."""
-    group_paths = session.exec(_GROUP_PATHS, params={"member_id": member_id}).all()
+    """The permission view of a member whose stored roles and org path the caller has read.
+
+    Runs on the session's connection, past the ORM (the guard asks it on every
+    update), so it does not flush: for a transaction that has written nothing.
+    """
+    connection = session.connection()
+    group_paths = connection.execute(_GROUP_PATHS, {"member_id": member_id}).scalars().all()
+    return _actor(member_id, roles, org_path, group_paths)
+
+
+def _actor(member_id: int, roles: str, org_path: str, group_paths: Sequence[str]) -> Actor:
     return Actor(
         member_id=member_id,
         roles=split_roles(roles),
