@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -23,9 +24,14 @@ def load_calendar(session: Session) -> WorkCalendar:
     return WorkCalendar({day: is_workday for day, is_workday in rows})
 
 
+#: Built once and run on the session's connection, past the ORM: the probe runs
+#: on every bot update, so it must cost less than loading the days would.
+_VERSION = sa_select(col(Meta.value)).where(col(Meta.key) == META_HOLIDAYS_VERSION)
+
+
 def holidays_version(session: Session) -> str | None:
     """The token of the holiday days as they are now; None until the first import changed any."""
-    return session.exec(select(Meta.value).where(Meta.key == META_HOLIDAYS_VERSION)).first()
+    return session.connection().execute(_VERSION).scalar()
 
 
 def import_holidays(session: Session, rows: Iterable[HolidayRow]) -> tuple[int, int]:
