@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
+from sqlalchemy import Executable
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -62,6 +63,27 @@ async def drop_buttons(update: Update) -> None:
         await query.edit_message_reply_markup(reply_markup=None)
 
 
+_CARD_KEY = ["chat_id", "message_id"]
+_PG_CARD = postgresql.insert(CardRow)
+_SQLITE_CARD = sqlite.insert(CardRow)
+#: remember_card's insert-or-update by dialect name, built once: building it cost
+#: more than running it. The values are bound per call; a message recorded
+#: before keeps its reader and first sending time.
+_REMEMBER: dict[str, Executable] = {
+    "postgresql": _PG_CARD.on_conflict_do_update(
+        index_elements=_CARD_KEY,
+        set_={"item_number": _PG_CARD.excluded.item_number, "version": _PG_CARD.excluded.version},
+    ),
+    "sqlite": _SQLITE_CARD.on_conflict_do_update(
+        index_elements=_CARD_KEY,
+        set_={
+            "item_number": _SQLITE_CARD.excluded.item_number,
+            "version": _SQLITE_CARD.excluded.version,
+        },
+    ),
+}
+
+
 def remember_card(
     session: Session,
     *,
@@ -77,23 +99,17 @@ def remember_card(
     every card the bot sends. A message recorded before (an edited card) keeps
     its reader and first sending time; it now shows `version`.
     """
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(CardRow).values(
-        chat_id=chat_id,
-        message_id=message_id,
-        item_number=item_number,
-        member_id=member_id,
-        version=version,
-        sent_at=clock.now(),
-    )
+    dialect = session.get_bind().dialect.name
     session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["chat_id", "message_id"],
-            set_={
-                "item_number": statement.excluded.item_number,
-                "version": statement.excluded.version,
-            },
-        )
+        _REMEMBER[dialect],
+        {
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "item_number": item_number,
+            "member_id": member_id,
+            "version": version,
+            "sent_at": clock.now(),
+        },
     )
 
 
