@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
@@ -41,6 +43,10 @@ def serve_bot(settings: Settings, *, enqueue: Callable[[Changes], None] | None =
     from bot.app import build_application
 
     require_token(settings)
+    # Until the bot's loop takes SIGTERM over, it stops the process cleanly too:
+    # SystemExit unwinds through the callers' `finally` (a `closeout run` stops
+    # its worker, pump and scheduler) instead of the default action killing it.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     application = build_application(settings, context.engine())
     application.bot_data.enqueue = enqueue
     if settings.WEBHOOK_URL:
@@ -61,3 +67,7 @@ def serve_bot(settings: Settings, *, enqueue: Callable[[Changes], None] | None =
 
         log.info("polling %s", settings.TELEGRAM_API_URL)
         serve_polling(application)
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
