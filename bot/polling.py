@@ -42,8 +42,8 @@ from telegram import Update
 from telegram.error import Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.lifecycle import STOP_GRACE, running, stop_event
 from bot.services import BotApplication
-from bot.webhook import STOP_GRACE, STOP_SIGNALS
 
 log = logging.getLogger(__name__)
 
@@ -242,19 +242,6 @@ def serve_polling(application: BotApplication) -> None:
 
 
 async def _serve(application: BotApplication) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in STOP_SIGNALS:
-        loop.add_signal_handler(signum, stop.set)
-    async with application:  # initialize … shutdown
-        if application.post_init is not None:
-            await application.post_init(application)
-        await application.start()
-        try:
-            await Poller(application).run(stop)
-        finally:
-            await application.stop()
-            if application.post_stop is not None:
-                await application.post_stop(application)
-    if application.post_shutdown is not None:
-        await application.post_shutdown(application)
+    stop = stop_event()
+    async with running(application):
+        await Poller(application).run(stop)

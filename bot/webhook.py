@@ -19,12 +19,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import signal
 from dataclasses import dataclass
 
 from aiohttp import web
 from telegram import Update
 
+from bot.lifecycle import STOP_GRACE, running, stop_event
 from bot.services import BotApplication
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,6 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 #: Connections Telegram may open to the webhook at once (setWebhook's default).
 MAX_CONNECTIONS = 40
-#: How long a stopping process waits for the updates it is handling.
-STOP_GRACE = 30.0  # seconds
-#: Signals that stop the process cleanly (as PTB's run_polling stops on them).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGABRT)
 
 
 @dataclass(frozen=True)
@@ -56,13 +52,9 @@ def serve_webhook(application: BotApplication, hook: Webhook) -> None:
 
 
 async def _serve(application: BotApplication, hook: Webhook) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in STOP_SIGNALS:
-        loop.add_signal_handler(signum, stop.set)
-    async with application:  # initialize … shutdown
-        if application.post_init is not None:
-            await application.post_init(application)
+    stop = stop_event()
+
+    async def set_webhook() -> None:
         # Every process sets the same URL (the balancer's); none deletes it on
         # the way out, so the others go on receiving while one restarts.
         await application.bot.set_webhook(
@@ -71,7 +63,8 @@ async def _serve(application: BotApplication, hook: Webhook) -> None:
             max_connections=MAX_CONNECTIONS,
             drop_pending_updates=False,
         )
-        await application.start()
+
+    async with running(application, before_start=set_webhook):
         runner = web.AppRunner(
             make_app(application, hook), access_log=None, shutdown_timeout=STOP_GRACE
         )
@@ -83,11 +76,6 @@ async def _serve(application: BotApplication, hook: Webhook) -> None:
             log.info("stopping: finishing the updates in hand")
         finally:
             await runner.cleanup()
-            await application.stop()
-            if application.post_stop is not None:
-                await application.post_stop(application)
-    if application.post_shutdown is not None:
-        await application.post_shutdown(application)
 
 
 def make_app(application: BotApplication, hook: Webhook) -> web.Application:
