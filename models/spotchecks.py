@@ -656,23 +656,13 @@ def record_lookback(
     session.add(check)
     item = get_item(session, number, lock=True)
     details = {"spot_check": check.id, "period": check.period, "passed": passed}
-    if passed:
-        append_event(
-            session,
-            action="lookback",
-            item_number=number,
-            actor_id=actor.member_id,
-            from_status=item.status,
-            to_status=item.status,
-            reason=finding,
-            data=details,
-        )
-    elif item.status == "closed":
+    if not passed and item.status == "closed":
         # The assignment grants the reopen, over this item's org only.
         finder = Actor(member_id=actor.member_id, roles=frozenset({LEADER}), org_path=unit.path)
         act(session, finder, number, Action.REOPEN, reason=finding, data=details)
     else:
-        # Reopened meanwhile by someone else: that reopen already counted the relapse.
+        # Passed; or failed but reopened meanwhile by someone else, whose reopen
+        # already counted the relapse: the look-back is recorded on the item only.
         append_event(
             session,
             action="lookback",
