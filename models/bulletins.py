@@ -49,11 +49,18 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, func, select
 
 from models import clock
-from models.deadlines import GREEN, RED, YELLOW, days_overdue, light
+from models.deadlines import GREEN, RED, YELLOW, days_overdue
 from models.export import export_rows, write_xlsx
 from models.holidays import load_calendar
 from models.outbox import notification_key, notify
-from models.queries import LIGHTS, LIST_KINDS, behind_roadmap, ledger_counts, overdue_items
+from models.queries import (
+    LIGHTS,
+    LIST_KINDS,
+    behind_roadmap,
+    grouped_light,
+    ledger_counts,
+    overdue_items,
+)
 from models.rankings import (
     DAILY,
     GOOD,
@@ -344,7 +351,6 @@ def org_counts(session: Session, scope: _Scope, facts: Facts) -> list[OrgCounts]
         .subquery()
     )
     lights: dict[int, dict[str, int]] = {}
-    late_step = ((facts.today - timedelta(days=1), False),)
     for org_id, status, due, is_behind, count in session.exec(
         select(  # type: ignore[call-overload]  # sqlmodel types select() for up to four columns
             unfinished.c.org_id,
@@ -354,14 +360,7 @@ def org_counts(session: Session, scope: _Scope, facts: Facts) -> list[OrgCounts]
             func.count(),
         ).group_by(unfinished.c.org_id, unfinished.c.status, unfinished.c.due, unfinished.c.behind)
     ).all():
-        colour = light(
-            status,
-            due,
-            facts.today,
-            facts.calendar,
-            facts.warn_days,
-            late_step if is_behind else (),
-        )
+        colour = grouped_light(facts, status, due, is_behind)
         if colour is not None:
             lights.setdefault(org_id, dict.fromkeys(LIGHTS, 0))[colour] += count
     rows = [

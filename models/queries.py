@@ -226,6 +226,13 @@ def behind_roadmap(today: date) -> Label[bool]:
     )
 
 
+def grouped_light(facts: Facts, status: str, due: date | None, is_behind: bool) -> str | None:
+    """The light of items counted together by (status, due date, `behind_roadmap`)."""
+    # One milestone past its date and not done stands for "behind the roadmap".
+    late_step = ((facts.today - timedelta(days=1), False),) if is_behind else ()
+    return light(status, due, facts.today, facts.calendar, facts.warn_days, late_step)
+
+
 def ledger_counts(
     session: Session, *, scope: tuple[str, ...] | None, facts: Facts, zone: ZoneInfo
 ) -> LedgerCounts:
@@ -261,21 +268,12 @@ def ledger_counts(
     )
     by_light = dict.fromkeys(LIGHTS, 0)
     overdue = 0
-    # One milestone past its date and not done stands for "behind the roadmap".
-    late_step = ((facts.today - timedelta(days=1), False),)
     for status, due, is_behind, count in session.exec(
         select(unfinished.c.status, unfinished.c.due, unfinished.c.behind, func.count()).group_by(
             unfinished.c.status, unfinished.c.due, unfinished.c.behind
         )
     ).all():
-        colour = light(
-            status,
-            due,
-            facts.today,
-            facts.calendar,
-            facts.warn_days,
-            late_step if is_behind else (),
-        )
+        colour = grouped_light(facts, status, due, is_behind)
         if colour is not None:
             by_light[colour] += count
         if colour == RED:
