@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -149,10 +150,17 @@ def main() -> int:
 
             producer = Producer(env, namespace)
             load_before = os.getloadavg()[0]
+            cpu_before, machine_before = group_cpu(workers.pid), machine_cpu()
+            own_before = time.process_time()
             started = time.monotonic()
             producer.go()
             pumped = run_until_sent(engine, server, rt, pump_once)
             finished = time.monotonic()
+            cpu = Cpu(
+                workers=group_cpu(workers.pid) - cpu_before,
+                server=time.process_time() - own_before,
+                machine=machine_cpu() - machine_before,
+            )
             enqueued = producer.seconds()
             load_after = os.getloadavg()[0]
         finally:
@@ -174,6 +182,7 @@ def main() -> int:
             command,
             log,
             (load_before, load_after),
+            cpu,
         )
         engine.dispose()
     return 0 if ok else 1
@@ -272,7 +281,8 @@ def build(engine, server, alerts: int, chats: int, kind: str = "item") -> list[i
 
 class Producer:
     """The process that enqueues the jobs, as the sweep's worker would after its
-    commit: one `deliver` per row, in id order. A process of its own, because in
+    commit: `enqueue_changes`, a `deliver` job per DELIVER_BATCH rows in id
+    order. A process of its own, because in
     this one the Bot API server's thread would hold the GIL between each of its
     Redis calls (a few ms each: a 20,000-job enqueue would pace the run)."""
 
@@ -314,7 +324,8 @@ def enqueue_all(namespace: str) -> int:
     settings = load_settings()
     engine = make_engine(settings.DATABASE_URL)
     load_actors(settings, engine=engine, namespace=namespace)
-    from tasks.delivery import deliver
+    from models.delivery import Changes
+    from tasks.delivery import enqueue_changes
 
     with Session(engine) as session:
         ids = list(
@@ -329,8 +340,7 @@ def enqueue_all(namespace: str) -> int:
     started = time.monotonic()
     with transaction(engine) as session:
         session.execute(update(Notification).values(enqueued_at=clock.now()))
-    for notification_id in ids:
-        deliver.send(notification_id)
+    enqueue_changes(Changes(notifications=tuple(i for i in ids if i is not None)))
     print(f"{time.monotonic() - started:.3f}", flush=True)
     return 0
 
@@ -368,6 +378,42 @@ def run_until_sent(engine, server, rt, pump_once) -> int:  # type: ignore[no-unt
         time.sleep(POLL)
 
 
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds (user + system) spent during the run."""
+
+    workers: float
+    #: This process: the Bot API server's thread, and the polling and pumping.
+    server: float
+    #: Every process on the machine (PostgreSQL and Redis too, and other work).
+    machine: float
+
+
+def machine_cpu() -> float:
+    """Busy CPU seconds of the whole machine so far (/proc/stat: all but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu(group: int) -> float:
+    """User + system CPU seconds of the processes in process group `group` (the
+    workers: `closeout worker` and the processes it forks)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        # After the command's name: state, ppid, pgrp, … utime (12th), stime (13th).
+        if int(fields[2]) == group:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def drop_namespace(namespace: str) -> None:
     client = redis.Redis.from_url(REDIS_URL)
     keys = list(client.scan_iter(match=f"{namespace}*", count=1000))
@@ -377,7 +423,7 @@ def drop_namespace(namespace: str) -> None:
 
 
 def report(  # type: ignore[no-untyped-def]
-    args, engine, server, ids, started, finished, enqueued, pumped, command, log, load
+    args, engine, server, ids, started, finished, enqueued, pumped, command, log, load, cpu
 ) -> bool:
     """Print the figures; False when an aim is missed (rate, 429s, lost, duplicated)."""
     with Session(engine) as session:
@@ -431,7 +477,7 @@ def report(  # type: ignore[no-untyped-def]
     print(
         f"end to end:   {total:.1f} s from the first enqueue to the last row sent "
         f"({messages / total:.1f} messages/s, {len(rows) / total:.0f} alerts/s; "
-        f"enqueueing {len(ids)} jobs took {enqueued:.1f} s)"
+        f"enqueueing {len(ids)} rows took {enqueued:.1f} s)"
     )
     gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
     if gaps:
@@ -443,6 +489,14 @@ def report(  # type: ignore[no-untyped-def]
             f"99% {pick[2]:.1f} ms, longest {gaps[-1] * 1000:.0f} ms "
             f"(the ceiling's: {1000 / ceiling:.1f} ms)"
         )
+    per = 1000 / max(messages, 1)
+    print(
+        f"CPU:          workers {cpu.workers:.1f} s ({cpu.workers * per:.2f} ms per message, "
+        f"{1000 * cpu.workers / max(len(rows), 1):.2f} ms per alert); Bot API server "
+        f"{cpu.server:.1f} s ({cpu.server * per:.2f} ms per message); whole machine "
+        f"{cpu.machine:.1f} s of {(os.cpu_count() or 1) * total:.1f} s "
+        f"({cpu.machine * per:.2f} ms per message)"
+    )
     print(f"429 answers:  {server.too_many_requests}")
     print(f"lost:         {lost}")
     print(f"duplicated:   {duplicated}")

@@ -100,7 +100,8 @@ def remember_card(
     its reader and first sending time; it now shows `version`.
     """
     dialect = session.get_bind().dialect.name
-    session.execute(
+    # On the connection: the ORM's bulk-insert path cost more than the statement.
+    session.connection().execute(
         _REMEMBER[dialect],
         {
             "chat_id": chat_id,

@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
+#: PostgreSQL connections an engine keeps open (at most; opened as needed),
+#: beyond which up to 10 more are opened and closed again.
+POOL_SIZE = 16
 #: Seconds a SQLite writer waits for another's lock before giving up.
 SQLITE_BUSY_TIMEOUT = 30
 
@@ -32,7 +35,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         # event chain) cannot interleave between two processes.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    # Up to POOL_SIZE connections are kept: past QueuePool's default 5, a worker's
+    # eight threads (or the bot's) opened and closed an overflow connection on
+    # nearly every transaction.
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=POOL_SIZE)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -46,9 +52,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """A session whose work is committed once at the end, or rolled back on error."""
-    with Session(engine, expire_on_commit=False) as session:
+def transaction(bind: Engine | Connection) -> Iterator[Session]:
+    """A session whose work is committed once at the end, or rolled back on error.
+
+    On a Connection (not in a transaction): a transaction of its own on it, so
+    a job that runs several keeps one connection checked out.
+    """
+    with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

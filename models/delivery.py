@@ -22,8 +22,19 @@ from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, event, inspect, or_, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    event,
+    inspect,
+    or_,
+    text,
+    update,
+)
 from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from models import clock
@@ -261,29 +272,50 @@ def _release(
     )
 
 
-def _same_recipient(row: Notification) -> ColumnElement[bool]:
-    if row.recipient_id is not None:
-        return col(Notification.recipient_id) == row.recipient_id
-    return and_(col(Notification.chat_id) == row.chat_id, col(Notification.recipient_id).is_(None))
-
-
 #: PostgreSQL advisory lock classes: one job at a time claims for a member, or a chat.
 MEMBER_LOCK, CHAT_LOCK = 7105, 7106
 
+#: A recipient: ("member", member id) or ("chat", chat id).
+RecipientKey = tuple[str, int]
 
-def _lock_recipient(session: Session, row: Notification) -> None:
+
+def _recipient_key(row: Notification) -> RecipientKey:
+    if row.recipient_id is not None:
+        return ("member", row.recipient_id)
+    return ("chat", row.chat_id or 0)
+
+
+def _lock_recipients(session: Session, keys: Iterable[RecipientKey]) -> None:
     # Claims for one recipient take turns (until their transaction ends), so two
     # jobs for two of a person's rows cannot each send a part of the bundle.
-    # SQLite's write lock (BEGIN IMMEDIATE) already serialises every claim.
+    # Taken in one order (class, then id) by every job, so jobs claiming for
+    # several recipients at once cannot deadlock. SQLite's write lock (BEGIN
+    # IMMEDIATE) already serialises every claim.
     if session.get_bind().dialect.name != "postgresql":
         return
-    if row.recipient_id is not None:
-        key, objid = MEMBER_LOCK, row.recipient_id
-    else:
-        key, objid = CHAT_LOCK, ((row.chat_id or 0) + 2**31) % 2**32 - 2**31
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(:key, :objid)"), {"key": key, "objid": objid}
-    )
+    for kind, lock in (("member", MEMBER_LOCK), ("chat", CHAT_LOCK)):
+        ids = sorted({(value + 2**31) % 2**32 - 2**31 for k, value in keys if k == kind})
+        if ids:
+            session.execute(
+                text(
+                    "SELECT pg_advisory_xact_lock(:key, id) "
+                    "FROM (SELECT unnest(CAST(:ids AS integer[])) AS id ORDER BY 1) AS ordered"
+                ),
+                {"key": lock, "ids": ids},
+            )
+
+
+def _of_recipients(keys: Iterable[RecipientKey]) -> ColumnElement[bool]:
+    members = [value for kind, value in keys if kind == "member"]
+    chats = [value for kind, value in keys if kind == "chat"]
+    clauses: list[ColumnElement[bool]] = []
+    if members:
+        clauses.append(col(Notification.recipient_id).in_(members))
+    if chats:
+        clauses.append(
+            and_(col(Notification.chat_id).in_(chats), col(Notification.recipient_id).is_(None))
+        )
+    return or_(*clauses)
 
 
 def claim(
@@ -293,38 +325,147 @@ def claim(
     rules: Rules,
     bundle_max: int,
     lease: timedelta,
-    busy: Callable[[int], float] | None = None,
+    busy: Callable[[Sequence[int]], Sequence[float]] | None = None,
 ) -> Claim:
-    """Take the row (and the recipient's other rows due now) for one message.
+    """Take the row (and the recipient's other rows due now) for one message;
+    `claim_many` for one row."""
+    [(_, outcome)] = claim_many(
+        session, [notification_id], rules=rules, bundle_max=bundle_max, lease=lease, busy=busy
+    )
+    return outcome
+
+
+def claim_many(
+    session: Session,
+    notification_ids: Sequence[int],
+    *,
+    rules: Rules,
+    bundle_max: int,
+    lease: timedelta,
+    budget: timedelta = timedelta(0),
+    busy: Callable[[Sequence[int]], Sequence[float]] | None = None,
+) -> list[tuple[int, Claim]]:
+    """For each recipient of the given rows, take its first given row (its own
+    row) and the recipient's other rows due now, for one message each.
+
+    Returns (own row id, outcome) per recipient, in the order of the own rows,
+    and (id, Gone) for each given row already sent, failed or missing. A given
+    row that is neither an own row nor carried by its recipient's claim (it has
+    files, or did not fit) is left pending for a job of its own.
 
     Claims for one recipient take turns (a PostgreSQL advisory lock; SQLite's
-    write lock), the own row is locked FOR UPDATE and the others with SKIP
+    write lock), the own rows are locked FOR UPDATE and the others with SKIP
     LOCKED (a row another transaction is writing is left for its job); the rows
-    taken get `not_before = now + lease` (a lease per Bot API call the message
-    needs), which no other job's claim passes until the lease ends. A row that
-    may not go yet is deferred here (`not_before` set) and reported as Later;
-    an unbound or unreachable member's row is marked failed. `busy(chat_id)`
-    says how long the chat's flood windows are full (0: not): a row whose chat
-    is busy is left untouched and reported Later, before any work is done.
+    taken get `not_before = now + budget + lease` (`budget`: how long the job
+    may spend on the messages before this one; a lease per Bot API call the
+    message needs), which no other job's claim passes until the lease ends. A
+    row that may not go yet is deferred here (`not_before` set) and reported
+    as Later; an unbound or unreachable member's row is marked failed.
+    `busy(chat_ids)` says how long each chat's flood windows are full (0:
+    not): a row whose chat is busy is left untouched and reported Later, before
+    any work is done.
     """
-    found = session.get(Notification, notification_id)
-    if found is None or found.status != PENDING:
-        # Sent and failed are final: the job a bundle left idle (three of a member's
-        # four rows in a fan-out) ends here, without taking the recipient's lock.
-        return Gone(found.status if found else "missing")
-    _lock_recipient(session, found)
-    row = session.exec(
-        select(Notification)
-        .where(Notification.id == notification_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    # Asked once the row is ours: a claim that held it before us is in the past.
+    wanted = sorted(set(notification_ids))
+    found = {row.id: row for row in session.exec(_ROWS, params={"ids": wanted})}
+    outcomes: list[tuple[int, Claim]] = []
+    # Sent and failed are final: a job a bundle left idle (three of a member's
+    # four rows in a fan-out) ends here, without taking the recipient's lock.
+    own_of: dict[RecipientKey, int] = {}
+    for notification_id in wanted:
+        row = found.get(notification_id)
+        if row is None or row.status != PENDING:
+            outcomes.append((notification_id, Gone(row.status if row else "missing")))
+        else:
+            own_of.setdefault(_recipient_key(row), notification_id)
+    if not own_of:
+        return outcomes
+    _lock_recipients(session, own_of)
+    owns = {
+        row.id: row
+        for row in session.exec(
+            select(Notification)
+            .where(col(Notification.id).in_(sorted(own_of.values())))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+    member_ids = [value for kind, value in own_of if kind == "member"]
+    # Held, so the session's identity map (weak references) keeps them for recipient_of.
+    members = session.exec(select(Member).where(col(Member.id).in_(member_ids))).all()
+    # Asked once the rows are ours: a claim that held them before us is in the past.
     now = clock.now()
+    ready: dict[RecipientKey, tuple[Notification, Recipient]] = {}
+    for key, notification_id in own_of.items():
+        row = owns.get(notification_id)
+        outcome = _own_outcome(session, row, rules, lease, budget, now)
+        if isinstance(outcome, Recipient):
+            assert row is not None
+            ready[key] = (row, outcome)
+        else:
+            outcomes.append((notification_id, outcome))
+    del members
+    if busy is not None and ready:
+        keys = list(ready)
+        waits = busy([ready[key][1].chat_id or 0 for key in keys])
+        for key, wait in zip(keys, waits, strict=True):
+            if wait > 0:
+                own = ready.pop(key)[0]
+                assert own.id is not None
+                outcomes.append((own.id, Later(now + timedelta(seconds=wait), deferred=True)))
+    others: dict[RecipientKey, list[Notification]] = {}
+    bundling = [key for key, (row, _) in ready.items() if bundleable(row) and bundle_max > 1]
+    if bundling:
+        for other in session.exec(
+            select(Notification)
+            .where(
+                Notification.status == PENDING,
+                _of_recipients(bundling),
+                col(Notification.id).not_in([ready[key][0].id for key in bundling]),
+                or_(col(Notification.not_before).is_(None), col(Notification.not_before) <= now),
+            )
+            .order_by(col(Notification.id))
+            .with_for_update(skip_locked=True)
+        ):
+            others.setdefault(_recipient_key(other), []).append(other)
+    leases: dict[datetime, list[Notification]] = {}
+    for key, (row, recipient) in ready.items():
+        rows = [row]
+        for other in others.get(key, ()):
+            if len(rows) >= bundle_max:
+                break
+            if bundleable(other) and _release(other, recipient, rules, now) is None:
+                rows.append(other)
+        # Each call (the text, then each file) may take the client's whole deadline.
+        until = now + budget + lease * (1 + len(attachment_ids(row)))
+        leases.setdefault(until, []).extend(rows)
+        assert row.id is not None
+        outcomes.append((row.id, Claimed(tuple(rows), recipient, until)))
+    for until, taken in leases.items():
+        # One UPDATE per lease, not one per row (the unit of work's way).
+        session.connection().execute(_LEASE, {"ids": [row.id for row in taken], "until": until})
+        for row in taken:
+            set_committed_value(row, "not_before", until)
+    return outcomes
+
+
+#: The given rows, read without a lock: most of a fan-out's are sent already.
+_ROWS = select(Notification).where(col(Notification.id).in_(bindparam("ids", expanding=True)))
+
+
+def _own_outcome(
+    session: Session,
+    row: Notification | None,
+    rules: Rules,
+    lease: timedelta,
+    budget: timedelta,
+    now: datetime,
+) -> Claim | Recipient:
+    # What becomes of a locked own row; its recipient when it may go now.
     if row is None or row.status != PENDING:
         return Gone(row.status if row else "missing")
     if row.not_before is not None and row.not_before > now:
-        return Later(row.not_before, lease_end=now + lease * (1 + len(attachment_ids(row))))
+        lease_end = now + budget + lease * (1 + len(attachment_ids(row)))
+        return Later(row.not_before, lease_end=lease_end)
     recipient = recipient_of(session, row, rules.language)
     if recipient.problem is not None or recipient.chat_id is None:
         reason = recipient.problem or "no chat to send to"
@@ -336,34 +477,7 @@ def claim(
         row.not_before, row.enqueued_at = at, now
         session.add(row)
         return Later(at, deferred=True)
-    wait = busy(recipient.chat_id) if busy is not None else 0.0
-    if wait > 0:
-        return Later(now + timedelta(seconds=wait), deferred=True)
-    rows = [row]
-    if bundleable(row) and bundle_max > 1:
-        others = session.exec(
-            select(Notification)
-            .where(
-                Notification.status == PENDING,
-                _same_recipient(row),
-                Notification.id != row.id,
-                or_(col(Notification.not_before).is_(None), col(Notification.not_before) <= now),
-            )
-            .order_by(col(Notification.id))
-            .limit(bundle_max * 3)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for other in others:
-            if len(rows) >= bundle_max:
-                break
-            if bundleable(other) and _release(other, recipient, rules, now) is None:
-                rows.append(other)
-    # Each call (the text, then each file) may take the client's whole deadline.
-    until = now + lease * (1 + len(attachment_ids(row)))
-    for taken in rows:
-        taken.not_before = until
-        session.add(taken)
-    return Claimed(tuple(rows), recipient, until)
+    return recipient
 
 
 # -- after a send, or a failure ------------------------------------------------------------------
@@ -376,15 +490,35 @@ def _rows(session: Session, ids: Iterable[int]) -> list[Notification]:
     return list(session.exec(select(Notification).where(col(Notification.id).in_(ids))).all())
 
 
+_NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy
+#: Built once: every message a worker sends runs it (past the ORM, whose
+#: bulk-update path cost more CPU than the UPDATE itself).
+_MARK_SENT = (
+    update(_NOTIFICATIONS)
+    .where(
+        _NOTIFICATIONS.c.id.in_(bindparam("ids", expanding=True)),
+        _NOTIFICATIONS.c.status == PENDING,
+    )
+    .values(
+        status=SENT, sent_at=bindparam("now"), message_id=bindparam("message_id"), not_before=None
+    )
+)
+
+
+_LEASE = (
+    update(_NOTIFICATIONS)
+    .where(_NOTIFICATIONS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(not_before=bindparam("until"))
+)
+
+
 def mark_sent(
     session: Session, ids: Sequence[int], *, message_id: int | None, now: datetime
 ) -> None:
     """The rows went out in message `message_id` (one UPDATE)."""
     if ids:
-        session.execute(
-            update(Notification)
-            .where(col(Notification.id).in_(list(ids)), col(Notification.status) == PENDING)
-            .values(status=SENT, sent_at=now, message_id=message_id, not_before=None)
+        session.connection().execute(
+            _MARK_SENT, {"ids": list(ids), "now": now, "message_id": message_id}
         )
 
 

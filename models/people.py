@@ -35,6 +35,39 @@ def actor_for(session: Session, member_id: int) -> Actor:
     return _actor(member_id, member.roles, org.path if org else "/", group_paths)
 
 
+#: The same, for several members at once, with whose path it is.
+_GROUPS_PATHS = (
+    select(GroupMember.member_id, Org.path)
+    .join(GroupScope, col(GroupScope.org_id) == Org.id)
+    .join(GroupMember, col(GroupMember.group_id) == GroupScope.group_id)
+    .where(col(GroupMember.member_id).in_(bindparam("member_ids", expanding=True)))
+    .distinct()
+)
+
+
+def actors_for(session: Session, member_ids: Sequence[int]) -> dict[int, Actor]:
+    """`actor_for` of several members in three queries, by member id; a missing
+    member is left out."""
+    if not member_ids:
+        return {}
+    members = session.exec(select(Member).where(col(Member.id).in_(list(member_ids)))).all()
+    orgs = dict(
+        session.exec(
+            select(Org.id, Org.path).where(col(Org.id).in_({m.org_id for m in members}))
+        ).all()
+    )
+    paths: dict[int, list[str]] = {}
+    for member_id, path in session.exec(_GROUPS_PATHS, params={"member_ids": list(member_ids)}):
+        paths.setdefault(member_id, []).append(path)
+    return {
+        member.id: _actor(
+            member.id, member.roles, orgs.get(member.org_id, "/"), paths.get(member.id, ())
+        )
+        for member in members
+        if member.id is not None
+    }
+
+
 def actor_of(session: Session, member_id: int, roles: str, org_path: str) -> Actor:
     """The permission view of a member whose stored roles and org path the caller has read.
 

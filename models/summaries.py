@@ -102,9 +102,18 @@ def summarize_many(
     session: Session, items: Sequence[Item], facts: Facts, *, reader: Actor | None = None
 ) -> list[ItemSummary]:
     """Summaries of several items with a fixed number of queries, whatever their count."""
-    if not items:
+    return summarize_for(session, [(item, reader) for item in items], facts)
+
+
+def summarize_for(
+    session: Session, wanted: Sequence[tuple[Item, Actor | None]], facts: Facts
+) -> list[ItemSummary]:
+    """Summaries of items, each for its reader (`actions`: the buttons that reader
+    may press; none for None), with a fixed number of queries: a delivery job
+    renders many members' messages at once."""
+    if not wanted:
         return []
-    numbers = {"numbers": [item.number for item in items]}
+    numbers = {"numbers": sorted({item.number for item, _ in wanted if item.number is not None})}
     facts_of: dict[int, tuple[str, str, str | None, int, int, int]] = {
         number: (code, name, person, evidence, closed, total)
         for number, code, name, person, evidence, closed, total in session.execute(
@@ -118,7 +127,7 @@ def summarize_many(
         row.item_number: row for row in session.exec(_PENDING_EXTENSIONS_OF_ITEMS, params=numbers)
     }
     summaries = []
-    for item in items:
+    for item, reader in wanted:
         assert item.number is not None
         org_code, org_name, responsible_name, evidence, closed, total = facts_of[item.number]
         request = pending.get(item.number)

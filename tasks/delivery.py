@@ -1,7 +1,7 @@
 """Delivery: from an owed notification row to a Telegram message (SPEC §5, §7;
 DESIGN "Delivery").
 
-    deliver(notification_id)     send the row, bundled with the recipient's other due rows
+    deliver(*notification_ids)   send the rows, each bundled with its recipient's other due rows
     pump()                       re-enqueue due rows whose job was lost or is late
     refresh_cards(item_number)   edit the item's recorded cards in place
 
@@ -9,16 +9,23 @@ The row is the truth, the queue only a reminder: every decision (deferred,
 retried, failed, sent) is written on the row before the job ends, so any job
 for the row — a duplicate, a retry, the pump's — takes up where the last left.
 
+A fan-out (the sweep's thousands of rows) is enqueued in chunks of
+DELIVER_BATCH rows: a job claims and renders the messages of all its rows'
+recipients with a fixed number of statements, then sends them one after
+another, each marked sent as soon as Telegram answers, on one connection.
+
 How often can a message arrive twice? A delivery job claims its rows in one
-short transaction (row locks, then a lease in `not_before` that outlasts the
-Bot API call, see models.delivery.claim), sends, and marks them sent in a
-second transaction. A second job for the same rows finds them claimed or sent
-and does nothing; the at-least-once queue, the pump and the retries can only
-add such idle jobs. The one window is between the Bot API call and the mark:
-if the process dies there (kill -9, power), or the call's answer is lost (a
-time-out after Telegram acted, the mark's commit failing), the rows are still
-pending when the lease ends and that one message is sent again — once per such
-crash, and only that message. Nothing else sends twice.
+short transaction (row locks, then a lease in `not_before` that outlasts its
+Bot API calls, see models.delivery.claim_many), sends, and marks each message's
+rows sent in a transaction of its own right after its call. A second job for
+the same rows finds them claimed or sent and does nothing; the at-least-once
+queue, the pump and the retries can only add such idle jobs. The one window is
+between a Bot API call and its mark: if the process dies there (kill -9,
+power), or the call's answer is lost (a time-out after Telegram acted, the
+mark's commit failing), the rows are still pending when the lease ends and that
+one message is sent again — once per such crash, and only that message (the
+job's messages not sent yet come back unsent when the lease ends). Nothing else
+sends twice.
 
 Telegram's answers (tasks.telegram):
     429  → not_before = now + retry_after, enqueued with that delay; not a failure
@@ -40,7 +47,7 @@ from datetime import datetime, timedelta
 
 import dramatiq
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlmodel import Session, col, select
 
 from bot.replies import remember_card
@@ -49,15 +56,15 @@ from models.db import transaction
 from models.delivery import (
     UNREACHABLE,
     Changes,
+    Claim,
     Claimed,
-    Gone,
     Later,
     OutboxWatch,
     Recipient,
     Rules,
     Undeliverable,
     attachment_ids,
-    claim,
+    claim_many,
     defer,
     files_sent,
     lost_rows,
@@ -79,7 +86,7 @@ from models.workdays import WorkCalendar
 from tasks import Runtime, runtime
 from tasks.broker import configured_broker, queue_backlog
 from tasks.limiter import MAX_INLINE_WAIT
-from tasks.rendering import Push, card_for, render
+from tasks.rendering import Push, card_for, render, render_many
 from tasks.telegram import BadRequest, Forbidden, RetryAfter, Transient
 
 log = logging.getLogger(__name__)
@@ -89,6 +96,14 @@ QUEUE = "delivery"
 #: How long a job's claim on its rows lasts, per Bot API call the message needs;
 #: longer than a call can take (tasks.telegram.CALL_DEADLINE).
 CLAIM_LEASE = timedelta(seconds=30)
+#: Rows one delivery job is given at most (a fan-out's rows are enqueued in
+#: chunks): claimed, rendered and marked with a fixed number of statements
+#: whatever their count, sent one after another.
+DELIVER_BATCH = 25
+#: How long a job may spend sending its messages after its claim; the claim's
+#: lease outlasts it by CLAIM_LEASE. Messages not sent by then are released to
+#: a new job (many workers sharing Telegram's 30 a second can each get few).
+BATCH_BUDGET = timedelta(seconds=60)
 #: Attempts (5xx, time-outs) before a row is marked failed.
 MAX_ATTEMPTS = 10
 #: Back-off before the first retry; it doubles with each attempt.
@@ -131,15 +146,15 @@ JOB_MIN_BACKOFF = 2_000  # ms
     min_backoff=JOB_MIN_BACKOFF,
     time_limit=DELIVER_TIME_LIMIT,
 )
-def deliver(notification_id: int) -> None:
-    """Send notification `notification_id` — with its recipient's other rows due
-    now, as one message — and mark them sent.
+def deliver(*notification_ids: int) -> None:
+    """Send notifications `notification_ids` — each with its recipient's other
+    rows due now, one message per recipient — and mark them sent.
 
     Run twice, the second run finds the rows sent (or claimed by the first)
     and does nothing; see the module's docstring for the one window in which a
     crash repeats a message.
     """
-    deliver_now(runtime(), notification_id)
+    deliver_now(runtime(), *notification_ids)
 
 
 @dramatiq.actor(broker=configured_broker(), queue_name=QUEUE, max_retries=0, max_age=PUMP_MAX_AGE)
@@ -173,8 +188,7 @@ def enqueue_changes(changes: Changes) -> None:
 
     The `enqueue` callable the bot's Services and other writers call.
     """
-    for notification_id in changes.notifications:
-        deliver.send(notification_id)
+    _deliver_in_batches(changes.notifications)
     for number in changes.items:
         refresh_cards.send_with_options(args=(number,), delay=REFRESH_DELAY)
 
@@ -192,6 +206,11 @@ def owing(engine: Engine) -> Iterator[Session]:
         yield session
         changes = watch.seal(session)
     enqueue_changes(changes)
+
+
+def _deliver_in_batches(ids: Sequence[int]) -> None:
+    for start in range(0, len(ids), DELIVER_BATCH):
+        deliver.send(*ids[start : start + DELIVER_BATCH])
 
 
 def _enqueue_at(notification_id: int, at: datetime) -> None:
@@ -217,8 +236,7 @@ def pump_once(
     with transaction(rt.engine) as session:
         ids = lost_rows(session, now=now, grace=grace, fresh_grace=fresh_grace, limit=PUMP_BATCH)
         mark_enqueued(session, ids, now=now)
-    for notification_id in ids:
-        deliver.send(notification_id)
+    _deliver_in_batches(ids)
     if ids:
         log.info("pump: enqueued %d pending notifications", len(ids))
     return len(ids)
@@ -247,23 +265,50 @@ def _facts(rt: Runtime, session: Session) -> Facts:
     )
 
 
-def deliver_now(rt: Runtime, notification_id: int) -> None:
+def deliver_now(rt: Runtime, *notification_ids: int) -> None:
     """The body of `deliver`, for the actor and for tests."""
-    push: Push | None = None
-    with transaction(rt.engine) as session:
-        outcome = claim(
+    # One connection for the job's transactions (the claim, then a mark per
+    # message): checked out, and pinged, once.
+    with rt.engine.connect() as connection:
+        _deliver(rt, connection, notification_ids)
+
+
+def _deliver(rt: Runtime, bind: Connection, notification_ids: Sequence[int]) -> None:
+    budget = BATCH_BUDGET if len(notification_ids) > 1 else timedelta(0)
+    started = time.monotonic()
+    with transaction(bind) as session:
+        outcomes = claim_many(
             session,
-            notification_id,
+            notification_ids,
             rules=_rules(rt),
             bundle_max=rt.bundle_max,
             lease=CLAIM_LEASE,
-            busy=lambda chat_id: _busy(rt, chat_id),
+            budget=budget,
+            busy=lambda chat_ids: _busy(rt, chat_ids),
         )
-        if isinstance(outcome, Claimed):
-            # Rendered in the claim's transaction: one round trip fewer per message.
-            push = _render(rt, session, outcome)
-    if isinstance(outcome, Gone):
-        return
+        claims = [outcome for _, outcome in outcomes if isinstance(outcome, Claimed)]
+        # Rendered in the claim's transaction: one round trip fewer per message.
+        pushes = _render(rt, session, claims)
+    handled = {notification_id for notification_id, _ in outcomes}
+    handled.update(row_id for claimed in claims for row_id in claimed.ids)
+    # Given rows their recipient's message does not carry (files go alone; more
+    # than a message holds), and rows that did not fit, go in a job of their own.
+    rest = [row_id for row_id in notification_ids if row_id not in handled]
+    rest += [push.left_out[0] for push in pushes if push is not None and push.left_out]
+    if rest:
+        deliver.send(*sorted(set(rest)))
+    for notification_id, outcome in outcomes:
+        _not_claimed(notification_id, outcome)
+    for index, (claimed, push) in enumerate(zip(claims, pushes, strict=True)):
+        # The first message always goes: a job handing everything on would loop.
+        if index and budget and time.monotonic() - started > budget.total_seconds():
+            _hand_on(bind, claims[index:])
+            return
+        if push is not None:
+            _send_claimed(rt, bind, claimed, push)
+
+
+def _not_claimed(notification_id: int, outcome: Claim) -> None:
     if isinstance(outcome, Later):
         # A row waiting no longer than a claim lasts is claimed by a live job, or
         # deferred by one that enqueued itself for then: nothing to add (should
@@ -271,42 +316,64 @@ def deliver_now(rt: Runtime, notification_id: int) -> None:
         # job for then (written with a not_before): one is enqueued for then.
         if outcome.deferred or outcome.lease_end is None or outcome.at > outcome.lease_end:
             _enqueue_at(notification_id, outcome.at)
-        return
-    if isinstance(outcome, Undeliverable):
+    elif isinstance(outcome, Undeliverable):
         log.info("notification %d not delivered: %s", notification_id, outcome.reason)
-        return
-    assert isinstance(outcome, Claimed)
-    if push is None:
-        return
-    if push.left_out:
-        deliver.send(push.left_out[0])  # what did not fit goes next
-    _send_claimed(rt, outcome, push)
 
 
-def _busy(rt: Runtime, chat_id: int) -> float:
-    # A chat whose window is full for longer than is worth sleeping: wait on the
+def _hand_on(bind: Connection, claims: Sequence[Claimed]) -> None:
+    # Out of time: the claims not sent yet are released to a new job.
+    with transaction(bind) as session:
+        release(session, [row_id for claimed in claims for row_id in claimed.ids])
+    deliver.send(*(claimed.ids[0] for claimed in claims))
+
+
+def _busy(rt: Runtime, chat_ids: Sequence[int]) -> list[float]:
+    # Chats whose window is full for longer than is worth sleeping: wait on the
     # queue, before claiming and rendering anything.
-    wait = rt.limiter.peek(chat_id)
-    return wait if wait > MAX_INLINE_WAIT else 0.0
+    return [wait if wait > MAX_INLINE_WAIT else 0.0 for wait in rt.limiter.peek_many(chat_ids)]
 
 
-def _render(rt: Runtime, session: Session, claimed: Claimed) -> Push | None:
-    # The message for the claim; rows that cannot be rendered fail (visibly),
-    # rows that do not fit are released for the next message.
+def _render(rt: Runtime, session: Session, claims: Sequence[Claimed]) -> list[Push | None]:
+    # The message of each claim (None: nothing to send); rows that cannot be
+    # rendered fail (visibly), rows that do not fit are released for the next
+    # message. All at once; should that fail, claim by claim, so a row that
+    # cannot be rendered fails alone.
+    if not claims:
+        return []
+    facts = _facts(rt, session)
     try:
         with session.begin_nested():
-            push = render(session, claimed.rows, claimed.recipient, _facts(rt, session))
-    except Exception as exc:  # noqa: BLE001 - a row we cannot render must show, not loop
-        log.exception("notification %d: rendering failed", claimed.ids[0])
-        mark_failed(session, claimed.ids, reason=f"rendering failed: {exc!r}")
-        return None
-    for notification_id, reason in push.broken:
-        mark_failed(session, [notification_id], reason=reason)
-    release(session, push.left_out)
-    return push
+            pushes: list[Push | None] = list(
+                render_many(session, [(c.rows, c.recipient) for c in claims], facts)
+            )
+    except Exception as exc:  # noqa: BLE001 - retried one by one below
+        if len(claims) == 1:
+            pushes = [None]
+            _render_failed(session, claims[0], exc)
+        else:
+            pushes = []
+            for claimed in claims:
+                try:
+                    with session.begin_nested():
+                        pushes.append(render(session, claimed.rows, claimed.recipient, facts))
+                except Exception as exc:  # noqa: BLE001 - a row we cannot render must show
+                    pushes.append(None)
+                    _render_failed(session, claimed, exc)
+    for push in pushes:
+        if push is not None:
+            for notification_id, reason in push.broken:
+                mark_failed(session, [notification_id], reason=reason)
+            release(session, push.left_out)
+    return pushes
 
 
-def _send_claimed(rt: Runtime, claimed: Claimed, push: Push) -> None:
+def _render_failed(session: Session, claimed: Claimed, exc: Exception) -> None:
+    # Failed, not retried: a row that cannot be rendered would loop.
+    log.error("notification %d: rendering failed", claimed.ids[0], exc_info=exc)
+    mark_failed(session, claimed.ids, reason=f"rendering failed: {exc!r}")
+
+
+def _send_claimed(rt: Runtime, bind: Connection, claimed: Claimed, push: Push) -> None:
     recipient, own = claimed.recipient, claimed.rows[0]
     assert own.id is not None and recipient.chat_id is not None
     carried = list(push.included)
@@ -317,26 +384,26 @@ def _send_claimed(rt: Runtime, claimed: Claimed, push: Push) -> None:
         text = rt.telegram.message(recipient.chat_id, push.text, push.reply_markup)
     wait = rt.limiter.acquire(recipient.chat_id) if push.text is not None else 0.0
     if wait > 0:
-        _defer(rt, carried, own.id, seconds=wait)
+        _defer(bind, carried, own.id, seconds=wait)
         return
     try:
-        message_id = _send(rt, recipient, own, push, text)
+        message_id = _send(rt, bind, recipient, own, push, text)
     except RetryAfter as exc:
         log.info("notification %d: 429, retry after %d s", own.id, exc.seconds)
-        _defer(rt, carried, own.id, seconds=exc.seconds)
+        _defer(bind, carried, own.id, seconds=exc.seconds)
         return
     except Transient as exc:
-        _retry(rt, carried, own.id, exc.description)
+        _retry(bind, carried, own.id, exc.description)
         return
     except Forbidden as exc:
-        _unreachable(rt, recipient, carried, exc.description)
+        _unreachable(bind, recipient, carried, exc.description)
         return
     except BadRequest as exc:
         log.warning("notification %d: %s", own.id, exc.description)
-        with transaction(rt.engine) as session:
+        with transaction(bind) as session:
             mark_failed(session, carried, reason=exc.description)
         return
-    with transaction(rt.engine) as session:
+    with transaction(bind) as session:
         mark_sent(session, carried, message_id=message_id, now=clock.now())
         if push.card is not None and message_id is not None:
             number, version = push.card
@@ -351,7 +418,12 @@ def _send_claimed(rt: Runtime, claimed: Claimed, push: Push) -> None:
 
 
 def _send(
-    rt: Runtime, recipient: Recipient, own: Notification, push: Push, text: httpx.Request | None
+    rt: Runtime,
+    bind: Connection,
+    recipient: Recipient,
+    own: Notification,
+    push: Push,
+    text: httpx.Request | None,
 ) -> int | None:
     # The text (`text`, prepared; None when a retry finds it sent), then the own
     # row's files, noting progress. The caller took the limiter's slot for the
@@ -365,10 +437,10 @@ def _send(
         message_id = rt.telegram.sent_id(rt.telegram.send(text))
         slot = False
         if files:
-            with transaction(rt.engine) as session:
+            with transaction(bind) as session:
                 note_progress(session, own.id, message_id=message_id, files=0)
     for index in range(files_sent(own), len(files)):
-        with Session(rt.engine) as session:
+        with Session(bind) as session:
             attachment = session.get(Attachment, files[index])
         if attachment is None:
             raise BadRequest(f"attachment {files[index]} does not exist")
@@ -383,16 +455,16 @@ def _send(
         else:
             sent = rt.telegram.send_document(chat_id, name, content, mime)
         message_id = message_id or sent
-        with transaction(rt.engine) as session:
+        with transaction(bind) as session:
             note_progress(session, own.id, message_id=message_id, files=index + 1)
     return message_id
 
 
-def _defer(rt: Runtime, ids: Sequence[int], own_id: int, *, seconds: float) -> None:
+def _defer(bind: Connection, ids: Sequence[int], own_id: int, *, seconds: float) -> None:
     # Not a failure: the rows wait (Telegram's retry_after, or the shared limiter).
     now = clock.now()
     until = now + timedelta(seconds=seconds)
-    with transaction(rt.engine) as session:
+    with transaction(bind) as session:
         defer(session, ids, until=until, now=now)
     _enqueue_at(own_id, until)
 
@@ -403,9 +475,9 @@ def retry_delay(attempts: int) -> float:
     return base * (1 + random.uniform(0, RETRY_JITTER))
 
 
-def _retry(rt: Runtime, ids: Sequence[int], own_id: int, error: str) -> None:
+def _retry(bind: Connection, ids: Sequence[int], own_id: int, error: str) -> None:
     now = clock.now()
-    with transaction(rt.engine) as session:
+    with transaction(bind) as session:
         attempts = max(
             (row.attempts for row in _load(session, ids)),
             default=0,
@@ -427,10 +499,12 @@ def _load(session: Session, ids: Iterable[int]) -> list[Notification]:
     return list(session.exec(select(Notification).where(col(Notification.id).in_(list(ids)))))
 
 
-def _unreachable(rt: Runtime, recipient: Recipient, ids: Sequence[int], description: str) -> None:
+def _unreachable(
+    bind: Connection, recipient: Recipient, ids: Sequence[int], description: str
+) -> None:
     # 403: the rows fail; the member is marked unreachable and every admin is told, once.
     now = clock.now()
-    with transaction(rt.engine) as session:
+    with transaction(bind) as session:
         watch = OutboxWatch(session)
         mark_failed(session, ids, reason=f"unreachable: {description}")
         if recipient.member_id is not None:
@@ -465,7 +539,12 @@ def _unreachable(rt: Runtime, recipient: Recipient, ids: Sequence[int], descript
 
 def refresh_now(rt: Runtime, item_number: int) -> None:
     """The body of `refresh_cards`, for the actor and for tests."""
-    with transaction(rt.engine) as session:
+    with rt.engine.connect() as connection:
+        _refresh(rt, connection, item_number)
+
+
+def _refresh(rt: Runtime, bind: Connection, item_number: int) -> None:
+    with transaction(bind) as session:
         item = session.get(Item, item_number)
         if item is None:
             return
@@ -476,7 +555,7 @@ def refresh_now(rt: Runtime, item_number: int) -> None:
         )
         version = item.version
     for card in stale:
-        with transaction(rt.engine) as session:
+        with transaction(bind) as session:
             item = session.get(Item, item_number)
             assert item is not None
             member = session.get(Member, card.member_id) if card.member_id else None
@@ -496,22 +575,22 @@ def refresh_now(rt: Runtime, item_number: int) -> None:
         except (BadRequest, Forbidden) as exc:
             if "not modified" not in exc.description:
                 # Deleted, too old to edit, or the chat is gone: forget the card.
-                _forget_card(rt, card)
+                _forget_card(bind, card)
                 continue
         except Transient:
             raise  # the actor's retries
-        _card_version(rt, card, version)
+        _card_version(bind, card, version)
 
 
-def _forget_card(rt: Runtime, card: Card) -> None:
-    with transaction(rt.engine) as session:
+def _forget_card(bind: Connection, card: Card) -> None:
+    with transaction(bind) as session:
         row = session.get(Card, (card.chat_id, card.message_id))
         if row is not None:
             session.delete(row)
 
 
-def _card_version(rt: Runtime, card: Card, version: int) -> None:
-    with transaction(rt.engine) as session:
+def _card_version(bind: Connection, card: Card, version: int) -> None:
+    with transaction(bind) as session:
         row = session.get(Card, (card.chat_id, card.message_id))
         if row is not None and row.version < version:
             row.version = version

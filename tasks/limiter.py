@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +92,10 @@ class Limiter:
         """The seconds until all the windows would allow a send to `chat_id`
         (0.0: now), taking nothing: a cheap look before preparing a message."""
         raise NotImplementedError
+
+    def peek_many(self, chat_ids: Sequence[int]) -> list[float]:
+        """`peek` of several chats, in order (one round trip to Redis)."""
+        return [self.peek(chat_id) for chat_id in chat_ids]
 
     def acquire(
         self,
@@ -244,14 +248,26 @@ class RedisLimiter(Limiter):
     def peek(self, chat_id: int) -> float:
         return self._look(chat_id, "")
 
+    def peek_many(self, chat_ids: Sequence[int]) -> list[float]:
+        if not chat_ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for chat_id in chat_ids:
+            self._script(*self._arguments(chat_id, ""), client=pipe)
+        return [int(wait) / 1_000_000 for wait in pipe.execute()]
+
     def _look(self, chat_id: int, member: str) -> float:
+        return int(self._script(*self._arguments(chat_id, member))) / 1_000_000
+
+    def _arguments(self, chat_id: int, member: str) -> tuple[list[str], list[Any]]:
+        # The script's KEYS and ARGV for a send to `chat_id` (member "": a look).
         windows = self.rates.windows(chat_id)
         keys = [self.prefix + name for name, _, _, _ in windows]
         args: list[Any] = []
         for _, limit, span, gap in windows:
             args += [limit, int(span * 1_000_000), int(gap * 1_000_000)]
         args += [KEY_TTL_SLACK, member]
-        return int(self._script(keys=keys, args=args)) / 1_000_000
+        return keys, args
 
     def close(self) -> None:
         self.client.close()

@@ -23,9 +23,10 @@ from sqlmodel import Session, col, select
 from bot import callbacks
 from bot.cards import Card, item_card, item_line
 from models.delivery import DIGEST, Recipient, is_urgent, notification_data
-from models.people import actor_for
-from models.summaries import Facts, ItemSummary, summarize_many
-from models.tables import Item, Notification
+from models.people import actor_for, actors_for
+from models.permissions import Actor
+from models.summaries import Facts, ItemSummary, summarize_for, summarize_many
+from models.tables import Item, Notification, Org
 from models.texts import MESSAGE_MAX, clip, t
 
 #: Details buttons per keyboard row in a bundled message.
@@ -94,11 +95,54 @@ def render(
     session: Session, rows: Sequence[Notification], recipient: Recipient, facts: Facts
 ) -> Push:
     """The one message for `rows` (the first row is the job's own and always goes)."""
+    return render_many(session, [(rows, recipient)], facts)[0]
+
+
+def render_many(
+    session: Session,
+    messages: Sequence[tuple[Sequence[Notification], Recipient]],
+    facts: Facts,
+) -> list[Push]:
+    """`render` of several recipients' messages, with a fixed number of queries
+    whatever their count (a delivery job's claims of a fan-out)."""
+    numbers = sorted(
+        {row.item_number for rows, _ in messages for row in rows if row.item_number is not None}
+    )
+    items: dict[int, Item] = {
+        item.number: item
+        for item in session.exec(select(Item).where(col(Item.number).in_(numbers))).all()
+        if item.number is not None
+    }
+    # Held, so the session's identity map (weak references) keeps them for the
+    # summaries' permission views (view_of).
+    orgs = session.exec(select(Org).where(col(Org.id).in_({i.org_id for i in items.values()})))
+    held = orgs.all()
+    readers = actors_for(
+        session, sorted({r.member_id for _, r in messages if r.member_id is not None})
+    )
+    wanted: list[tuple[Item, Actor | None]] = []
+    numbers_of: list[list[int]] = []
+    for rows, recipient in messages:
+        reader = readers.get(recipient.member_id) if recipient.member_id else None
+        mine = sorted(
+            {n for n in (row.item_number for row in rows) if n is not None and n in items}
+        )
+        numbers_of.append(mine)
+        wanted += [(items[number], reader) for number in mine]
+    summaries = summarize_for(session, wanted, facts)
+    pushes, start = [], 0
+    for (rows, recipient), mine in zip(messages, numbers_of, strict=True):
+        own = dict(zip(mine, summaries[start : start + len(mine)], strict=True))
+        start += len(mine)
+        pushes.append(_compose(rows, recipient, own))
+    del held
+    return pushes
+
+
+def _compose(
+    rows: Sequence[Notification], recipient: Recipient, summaries: dict[int, ItemSummary]
+) -> Push:
     lang = recipient.lang
-    numbers = sorted({row.item_number for row in rows if row.item_number is not None})
-    items = list(session.exec(select(Item).where(col(Item.number).in_(numbers))).all())
-    reader = actor_for(session, recipient.member_id) if recipient.member_id else None
-    summaries = {s.number: s for s in summarize_many(session, items, facts, reader=reader)}
 
     # Urgent first, then in the order they were owed; the own row leads its group.
     ordered = [rows[0], *sorted(rows[1:], key=lambda r: (not is_urgent(r.stage), r.id or 0))]

@@ -23,6 +23,7 @@ from models.delivery import (
     Rules,
     Undeliverable,
     claim,
+    claim_many,
     lost_rows,
     mark_enqueued,
     mark_sent,
@@ -36,7 +37,7 @@ from models.states import Action
 from models.summaries import Facts
 from models.tables import Member, Notification
 from settings import QuietHours, load_settings
-from tasks.rendering import render
+from tasks.rendering import render, render_many
 from tests.support import District
 from tests.tasks.support import new_item, owe, row, rows
 
@@ -188,6 +189,81 @@ def test_a_job_whose_row_a_bundle_sent_ends_without_waiting_for_the_member_s_cla
             outcome = claim(session, owed, rules=DAYTIME, bundle_max=10, lease=LEASE)
         holder.rollback()
     assert isinstance(outcome, Gone)
+
+
+def test_one_claim_for_many_members_takes_each_one_s_due_rows_for_one_message(
+    engine: Engine, district: District
+) -> None:
+    # A fan-out's job is given a chunk of rows: one message per member, each
+    # bundling that member's rows, whichever of them the job was given.
+    _bind_all(engine, district)
+    for code in ("M003", "M005", "M007"):
+        for n in range(2):
+            new_item(engine, district, "B01", f"{code} 问题{n}", DUE, code)
+    mine = {
+        code: [r.id for r in rows(engine) if r.recipient_id == district.members[code]]
+        for code in ("M003", "M005", "M007")
+    }
+    given = [mine["M003"][0], mine["M005"][1], mine["M007"][0], mine["M007"][1]]
+    with transaction(engine) as session:
+        outcomes = claim_many(session, given, rules=DAYTIME, bundle_max=10, lease=LEASE)
+    claimed = {own: outcome for own, outcome in outcomes if isinstance(outcome, Claimed)}
+    assert sorted(claimed) == sorted([mine["M003"][0], mine["M005"][1], mine["M007"][0]])
+    for code, ids in mine.items():
+        [outcome] = [c for c in claimed.values() if c.recipient.member_id == district.members[code]]
+        assert sorted(outcome.ids) == sorted(ids)
+
+
+def test_a_claim_for_many_reports_sent_rows_gone_and_a_busy_chat_later(
+    engine: Engine, district: District, frozen_clock: clock.FrozenClock
+) -> None:
+    _bind_all(engine, district)
+    m003, m005 = (
+        owe(engine, stage="spotcheck", recipient_id=district.members[code], data={"text": "抽查"})
+        for code in ("M003", "M005")
+    )
+    with transaction(engine) as session:
+        mark_sent(session, [m003], message_id=1, now=clock.now())
+    busy_chat = 30_000 + district.members["M005"]
+    with transaction(engine) as session:
+        outcomes = dict(
+            claim_many(
+                session,
+                [m003, m005],
+                rules=DAYTIME,
+                bundle_max=10,
+                lease=LEASE,
+                busy=lambda chats: [0.8 if chat == busy_chat else 0.0 for chat in chats],
+            )
+        )
+    assert outcomes[m003] == Gone("sent")
+    later = outcomes[m005]
+    assert isinstance(later, Later) and later.deferred
+    assert later.at == clock.now() + timedelta(seconds=0.8)
+    assert row(engine, m005).not_before is None  # left as it was
+
+
+def test_a_batch_renders_each_member_s_message_as_it_would_alone(
+    engine: Engine, district: District, frozen_clock: clock.FrozenClock
+) -> None:
+    # One set of queries for many readers: each still gets their own language,
+    # bundle and buttons (the actions *they* may take).
+    _bind_all(engine, district)
+    new_item(engine, district, "C01", "问题一", DUE, "M004")  # M004 reads English
+    new_item(engine, district, "B01", "问题二", DUE, "M005")
+    new_item(engine, district, "B01", "问题三", DUE, "M005")
+    owe(engine, stage="spotcheck", recipient_id=district.members["M003"], data={"text": "抽查"})
+    owed = rows(engine)
+    with Session(engine) as session:
+        facts = _facts(session)
+        messages = []
+        for code in ("M003", "M004", "M005"):
+            mine = [r for r in owed if r.recipient_id == district.members[code]]
+            messages.append((mine, recipient_of(session, mine[0], "zh")))
+        together = render_many(session, messages, facts)
+        alone = [render(session, mine, recipient, facts) for mine, recipient in messages]
+    assert together == alone
+    assert len({push.text for push in together}) == 3
 
 
 def test_one_item_is_its_card_with_what_happened_in_the_reader_s_language(

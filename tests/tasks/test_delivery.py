@@ -18,7 +18,7 @@ from bot.services import Services
 from cli import app, context
 from models import clock
 from models.db import transaction
-from models.delivery import mark_enqueued
+from models.delivery import Changes, mark_enqueued
 from models.ledger import act
 from models.outbox import notify
 from models.people import actor_for
@@ -258,6 +258,106 @@ def test_several_alerts_for_one_member_arrive_as_one_message(
     assert message.plain_text is not None
     assert all(f"#{n}" in message.plain_text for n in numbers)
     assert {r.message_id for r in rows(engine, owed)} == {message.message_id}
+
+
+def test_one_job_for_many_members_sends_each_of_them_one_message(
+    redis_delivery: Delivery, district: District, people: dict[str, int]
+) -> None:
+    # A fan-out's rows come to a job in chunks: one message per member, each
+    # bundling that member's rows.
+    engine, server = redis_delivery.engine, redis_delivery.server
+    codes = ("M003", "M005", "M007")
+    for code in codes:
+        for n in range(2):
+            owe(
+                engine,
+                stage="spotcheck",
+                recipient_id=district.members[code],
+                occurrence=n,
+                data={"text": f"{code} 抽查 {n}"},
+            )
+    owed = [r.id for r in rows(engine)]
+    deliver.send(*owed)
+    wait_until(settled(engine, owed))
+    redis_delivery.worker.join()
+    for code in codes:
+        [message] = bot_messages(server, people[code])
+        assert message.plain_text is not None
+        assert f"{code} 抽查 0" in message.plain_text and f"{code} 抽查 1" in message.plain_text
+    assert server.calls["sendMessage"] == len(codes)
+
+
+def test_a_row_with_files_given_with_others_goes_as_its_own_message(
+    redis_delivery: Delivery, district: District, people: dict[str, int]
+) -> None:
+    engine, server = redis_delivery.engine, redis_delivery.server
+    member_id = district.members["M003"]
+    with transaction(engine) as session:
+        sheet = Attachment(
+            file_name="通报.xlsx",
+            mime_type="application/vnd.ms-excel",
+            content=b"PK\x03\x04",
+            created_at=clock.now(),
+        )
+        session.add(sheet)
+        session.flush()
+        sheet_id = sheet.id
+    plain = owe(engine, stage="spotcheck", recipient_id=member_id, data={"text": "抽查"})
+    filed = owe(
+        engine,
+        stage="bulletin-weekly",
+        recipient_id=member_id,
+        data={"text": "周报", "attachments": [sheet_id]},
+    )
+    deliver.send(plain, filed)
+    wait_until(settled(engine, [plain, filed]), timeout=20)
+    redis_delivery.worker.join()
+    texts = [m.plain_text for m in bot_messages(server, people["M003"]) if m.plain_text]
+    assert sorted(texts) == ["周报", "抽查"]
+    assert row(engine, plain).status == row(engine, filed).status == "sent"
+    assert server.calls["sendDocument"] == 1
+
+
+def test_a_job_out_of_time_hands_the_messages_left_to_a_new_job(
+    redis_delivery: Delivery,
+    district: District,
+    people: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Many workers sharing Telegram's rate can each get few sends: what a job
+    # has not sent within its budget goes back, is not lost and not doubled.
+    engine, server = redis_delivery.engine, redis_delivery.server
+    monkeypatch.setattr(delivery, "BATCH_BUDGET", timedelta(microseconds=1))
+    codes = ("M003", "M005", "M007")
+    owed = [
+        owe(engine, stage="spotcheck", recipient_id=district.members[code], data={"text": code})
+        for code in codes
+    ]
+    handed: list[tuple[int, ...]] = []
+    send = delivery.deliver.send
+
+    def noting(*ids: int) -> object:
+        handed.append(ids)
+        return send(*ids)
+
+    monkeypatch.setattr(delivery.deliver, "send", noting)
+    deliver_now(redis_delivery.rt, *owed)
+    wait_until(settled(engine, owed))
+    redis_delivery.worker.join()
+    assert handed and handed[0] == tuple(owed[1:])  # the first message went, the rest on
+    for code in codes:
+        assert [m.plain_text for m in bot_messages(server, people[code])] == [code]
+
+
+def test_a_fan_out_is_enqueued_one_job_per_batch_of_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[tuple[int, ...]] = []
+    monkeypatch.setattr(delivery.deliver, "send", lambda *ids: sent.append(ids))
+    ids = tuple(range(1, 2 * delivery.DELIVER_BATCH + 2))
+    enqueue_changes(Changes(notifications=ids))
+    assert [len(batch) for batch in sent] == [delivery.DELIVER_BATCH] * 2 + [1]
+    assert tuple(i for batch in sent for i in batch) == ids
 
 
 def test_the_pump_sends_a_row_whose_job_was_lost(

@@ -230,6 +230,25 @@ def test_peeking_says_the_wait_and_takes_nothing() -> None:
     assert limiter.peek(7) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("where", ["memory", "redis"])
+def test_peeking_at_many_chats_says_each_one_s_wait_in_one_look(
+    where: str, request: pytest.FixtureRequest
+) -> None:
+    if where == "memory":
+        limiter = make_limiter(None, Rates(margin=0.0))
+    else:
+        redis_url, namespace = (request.getfixturevalue(n) for n in ("redis_url", "namespace"))
+        limiter = make_limiter(redis_url, Rates(margin=0.0), namespace)
+    try:
+        assert limiter.try_acquire(7) == 0
+        waits = limiter.peek_many([7, 8])
+        assert waits == pytest.approx([limiter.peek(7), limiter.peek(8)], abs=0.01)
+        assert 0.9 < waits[0] <= 1.0 and waits[1] == pytest.approx(1 / 30, abs=0.01)
+        assert limiter.peek_many([]) == []
+    finally:
+        limiter.close()
+
+
 # -- Telegram's answers -------------------------------------------------------------------------
 
 
