@@ -46,7 +46,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import dramatiq
-import httpx
 from sqlalchemy import Connection, Engine
 from sqlmodel import Session, col, select
 
@@ -87,7 +86,7 @@ from tasks import Runtime, runtime
 from tasks.broker import configured_broker, queue_backlog
 from tasks.limiter import MAX_INLINE_WAIT
 from tasks.rendering import Push, card_for, render, render_many
-from tasks.telegram import BadRequest, Forbidden, RetryAfter, Transient
+from tasks.telegram import BadRequest, Forbidden, Request, RetryAfter, Transient
 
 log = logging.getLogger(__name__)
 
@@ -423,7 +422,7 @@ def _send(
     recipient: Recipient,
     own: Notification,
     push: Push,
-    text: httpx.Request | None,
+    text: Request | None,
 ) -> int | None:
     # The text (`text`, prepared; None when a retry finds it sent), then the own
     # row's files, noting progress. The caller took the limiter's slot for the

@@ -1,10 +1,13 @@
 """A small synchronous Bot API client for the delivery jobs.
 
 The bot itself talks through python-telegram-bot (asyncio); the jobs run in
-Dramatiq's worker threads, so they use this plain client over httpx instead:
-one `httpx.Client` per process, safe to share between threads. The URL is
-built as python-telegram-bot builds it: `base_url + token + "/" + method`,
-so TELEGRAM_API_URL serves both (and the local Bot API server in tests).
+Dramatiq's worker threads, so they use this plain client over urllib3 instead:
+one connection pool per process, safe to share between threads. urllib3, not
+httpx: a fan-out makes one call per message, and httpx's request building and
+sending cost the worker about twice urllib3's CPU per call (bench/fanout.py,
+README). The URL is built as python-telegram-bot builds it: `base_url + token +
+"/" + method`, so TELEGRAM_API_URL serves both (and the local Bot API server in
+tests).
 
 Telegram's answers become exceptions the delivery rules act on:
 
@@ -18,16 +21,19 @@ Telegram's answers become exceptions the delivery rules act on:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import urllib3
+from urllib3.exceptions import HTTPError
+from urllib3.exceptions import TimeoutError as TimedOut
 
 #: Seconds to open a connection to the Bot API.
 CONNECT_TIMEOUT = 5.0  # seconds
 #: Seconds to wait for each read or write of a call (an upload included).
 CALL_TIMEOUT = 10.0  # seconds
 #: Seconds to wait for a free connection from the pool.
-POOL_TIMEOUT = 10.0  # seconds
+POOL_TIMEOUT = 10  # seconds
 #: Longest one call can take before it is given up: the delivery jobs' claim on
 #: a notification must outlast it (models.delivery.CLAIM_LEASE).
 CALL_DEADLINE = CONNECT_TIMEOUT + 2 * CALL_TIMEOUT  # seconds
@@ -63,13 +69,22 @@ class Transient(TelegramError):
     """5xx, a time-out or a broken connection: the same call may work later."""
 
 
+@dataclass(frozen=True)
+class Request:
+    """A call encoded and ready to send: its method, body and content type."""
+
+    method: str
+    body: bytes
+    content_type: str
+
+
 class BotApi:
     """Bot API calls with Telegram's errors mapped to exceptions.
 
     Parameters:
         base_url: TELEGRAM_API_URL, e.g. "https://api.telegram.org/bot".
         token: the bot's token (BOT_TOKEN).
-        transport: an httpx transport, for tests.
+        call_timeout: seconds for each read or write of a call (CALL_TIMEOUT).
     """
 
     def __init__(
@@ -78,19 +93,21 @@ class BotApi:
         token: str,
         *,
         max_connections: int = MAX_CONNECTIONS,
-        transport: httpx.BaseTransport | None = None,
+        call_timeout: float = CALL_TIMEOUT,
     ) -> None:
-        self._prefix = f"{base_url}{token}/"
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(CALL_TIMEOUT, connect=CONNECT_TIMEOUT, pool=POOL_TIMEOUT),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            transport=transport,
+        prefix = f"{base_url}{token}/"
+        self._http = urllib3.PoolManager(
+            maxsize=max_connections,
+            block=True,  # past maxsize a thread waits (POOL_TIMEOUT) for a connection
+            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=call_timeout),
+            retries=False,  # the delivery rules retry, with Telegram's answer in hand
         )
+        # The pool of the Bot API's host, found once: not a URL parsed per call.
+        self._pool = self._http.connection_from_url(prefix)
+        self._path = urllib3.util.parse_url(prefix).path or "/"
 
     def close(self) -> None:
-        self._http.close()
+        self._http.clear()
 
     def call(
         self,
@@ -113,26 +130,35 @@ class BotApi:
         method: str,
         params: dict[str, Any] | None = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
-    ) -> httpx.Request:
+    ) -> Request:
         """The encoded request for `method`, to `send` later (right after the
         flood limiter allows it, with nothing left to do in between)."""
-        url = self._prefix + method
         values = {key: value for key, value in (params or {}).items() if value is not None}
         if files:
-            form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
-            return self._http.build_request("POST", url, data=form, files=files)
-        return self._http.build_request("POST", url, json=values)
+            fields: dict[str, Any] = {
+                k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()
+            }
+            fields.update(files)
+            body, content_type = urllib3.encode_multipart_formdata(fields)
+            return Request(method, body, content_type)
+        return Request(method, json.dumps(values).encode(), "application/json")
 
-    def send(self, request: httpx.Request) -> Any:
+    def send(self, request: Request) -> Any:
         """Send a prepared request; return Telegram's `result` (raises as `call`)."""
-        method = request.url.path.rsplit("/", 1)[-1]
+        method = request.method
         try:
-            response = self._http.send(request)
-        except httpx.TimeoutException as exc:
+            response = self._pool.urlopen(
+                "POST",
+                self._path + method,
+                body=request.body,
+                headers={"Content-Type": request.content_type},
+                pool_timeout=POOL_TIMEOUT,
+            )
+        except TimedOut as exc:
             raise Transient(f"{method}: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
+        except HTTPError as exc:
             raise Transient(f"{method}: {type(exc).__name__}: {exc}") from exc
-        return _result(method, response)
+        return _result(method, response.status, response.data)
 
     # -- the methods the jobs use ------------------------------------------------------
 
@@ -144,7 +170,7 @@ class BotApi:
 
     def message(
         self, chat_id: int, text: str, reply_markup: dict[str, Any] | None = None
-    ) -> httpx.Request:
+    ) -> Request:
         """A prepared sendMessage (link previews off); `send` it, then `sent_id`."""
         return self.prepare(
             "sendMessage",
@@ -213,17 +239,17 @@ class BotApi:
         return int(result["message_id"])
 
 
-def _result(method: str, response: httpx.Response) -> Any:
+def _result(method: str, status_code: int, content: bytes) -> Any:
     # Telegram's JSON answer → its result, or the exception its error maps to.
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
-        raise Transient(f"{method}: HTTP {response.status_code}, not a Bot API answer") from None
+        raise Transient(f"{method}: HTTP {status_code}, not a Bot API answer") from None
     if not isinstance(body, dict):
-        raise Transient(f"{method}: HTTP {response.status_code}, not a Bot API answer")
+        raise Transient(f"{method}: HTTP {status_code}, not a Bot API answer")
     if body.get("ok"):
         return body.get("result")
-    status = int(body.get("error_code") or response.status_code)
+    status = int(body.get("error_code") or status_code)
     description = str(body.get("description") or f"HTTP {status}")
     parameters = body.get("parameters") or {}
     if status == 429 or "retry_after" in parameters:

@@ -1,5 +1,5 @@
 """The delivery rules as plain functions (SPEC §5, §7): quiet hours, the digest,
-urgent stages, the flood windows, and Telegram's answers as exceptions."""
+urgent stages and the flood windows."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import threading
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
 from models.delivery import (
@@ -23,7 +22,6 @@ from models.delivery import (
 from models.tables import Notification
 from settings import QuietHours
 from tasks.limiter import MemoryLimiter, Rates, make_limiter
-from tasks.telegram import BadRequest, BotApi, Forbidden, RetryAfter, Transient
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 NIGHT = QuietHours(time(22, 0), time(7, 30))
@@ -247,83 +245,6 @@ def test_peeking_at_many_chats_says_each_one_s_wait_in_one_look(
         assert limiter.peek_many([]) == []
     finally:
         limiter.close()
-
-
-# -- Telegram's answers -------------------------------------------------------------------------
-
-
-def _api(status: int, body: object, seen: list[httpx.Request] | None = None) -> BotApi:
-    def answer(request: httpx.Request) -> httpx.Response:
-        if seen is not None:
-            seen.append(request)
-        if isinstance(body, Exception):
-            raise body
-        if isinstance(body, str):
-            return httpx.Response(status, text=body)
-        return httpx.Response(status, json=body)
-
-    return BotApi("http://bot.test/bot", "123:abc", transport=httpx.MockTransport(answer))
-
-
-def test_a_sent_message_answers_its_id_and_the_url_is_built_as_ptb_builds_it() -> None:
-    seen: list[httpx.Request] = []
-    api = _api(200, {"ok": True, "result": {"message_id": 77}}, seen)
-    markup = {"inline_keyboard": [[{"text": "Go", "callback_data": "itm:1:1"}]]}
-    assert api.send_message(5, "hello", markup) == 77
-    assert str(seen[0].url) == "http://bot.test/bot123:abc/sendMessage"
-    sent = json.loads(seen[0].content)
-    assert sent["chat_id"] == 5 and sent["text"] == "hello" and sent["reply_markup"] == markup
-
-
-def test_429_becomes_retry_after_with_telegram_s_seconds() -> None:
-    api = _api(
-        429,
-        {
-            "ok": False,
-            "error_code": 429,
-            "description": "Too Many Requests: retry after 7",
-            "parameters": {"retry_after": 7},
-        },
-    )
-    with pytest.raises(RetryAfter) as raised:
-        api.send_message(5, "hi")
-    assert raised.value.seconds == 7
-
-
-@pytest.mark.parametrize(
-    ("status", "description", "error"),
-    [
-        (403, "Forbidden: bot was blocked by the user", Forbidden),
-        (400, "Bad Request: chat not found", BadRequest),
-        (502, "Bad Gateway", Transient),
-        (500, "Internal Server Error", Transient),
-        (401, "Unauthorized", Transient),
-    ],
-)
-def test_telegram_s_errors_map_to_exceptions(
-    status: int, description: str, error: type[Exception]
-) -> None:
-    api = _api(status, {"ok": False, "error_code": status, "description": description})
-    with pytest.raises(error) as raised:
-        api.send_message(5, "hi")
-    assert description in str(raised.value)
-
-
-def test_time_outs_broken_connections_and_garbage_are_transient() -> None:
-    for failure in (httpx.ReadTimeout("slow"), httpx.ConnectError("refused")):
-        with pytest.raises(Transient):
-            _api(200, failure).send_message(5, "hi")
-    with pytest.raises(Transient):
-        _api(502, "<html>bad gateway</html>").send_message(5, "hi")
-
-
-def test_files_are_uploaded_as_multipart_with_their_name() -> None:
-    seen: list[httpx.Request] = []
-    api = _api(200, {"ok": True, "result": {"message_id": 9}}, seen)
-    assert api.send_document(5, "通报.xlsx", b"PK\x03\x04", "application/vnd.ms-excel") == 9
-    body = seen[0].read()
-    assert str(seen[0].url).endswith("/sendDocument")
-    assert b'name="document"' in body and "通报.xlsx".encode() in body and b"PK\x03\x04" in body
 
 
 def test_the_redis_windows_let_no_two_threads_past_a_full_window(
