@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -151,6 +152,7 @@ def main() -> int:
             producer = Producer(env, namespace)
             load_before = os.getloadavg()[0]
             cpu_before, machine_before = group_cpu(workers.pid), machine_cpu()
+            services_before = services_cpu()
             own_before = time.process_time()
             started = time.monotonic()
             producer.go()
@@ -159,6 +161,7 @@ def main() -> int:
             cpu = Cpu(
                 workers=group_cpu(workers.pid) - cpu_before,
                 server=time.process_time() - own_before,
+                services=services_cpu() - services_before,
                 machine=machine_cpu() - machine_before,
             )
             enqueued = producer.seconds()
@@ -385,6 +388,8 @@ class Cpu:
     workers: float
     #: This process: the Bot API server's thread, and the polling and pumping.
     server: float
+    #: PostgreSQL's and Redis's processes.
+    services: float
     #: Every process on the machine (PostgreSQL and Redis too, and other work).
     machine: float
 
@@ -399,17 +404,27 @@ def machine_cpu() -> float:
 def group_cpu(group: int) -> float:
     """User + system CPU seconds of the processes in process group `group` (the
     workers: `closeout worker` and the processes it forks)."""
+    return _processes_cpu(lambda name, pgrp: pgrp == group)
+
+
+def services_cpu() -> float:
+    """User + system CPU seconds of the machine's PostgreSQL and Redis processes."""
+    return _processes_cpu(lambda name, pgrp: name in ("postgres", "redis-server"))
+
+
+def _processes_cpu(wanted: Callable[[str, int], bool]) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            name, rest = (entry / "stat").read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, ValueError):
             continue  # ended meanwhile
+        fields = rest.split()
         # After the command's name: state, ppid, pgrp, … utime (12th), stime (13th).
-        if int(fields[2]) == group:
+        if wanted(name, int(fields[2])):
             total += int(fields[11]) + int(fields[12])
     return total / ticks
 
@@ -493,7 +508,8 @@ def report(  # type: ignore[no-untyped-def]
     print(
         f"CPU:          workers {cpu.workers:.1f} s ({cpu.workers * per:.2f} ms per message, "
         f"{1000 * cpu.workers / max(len(rows), 1):.2f} ms per alert); Bot API server "
-        f"{cpu.server:.1f} s ({cpu.server * per:.2f} ms per message); whole machine "
+        f"{cpu.server:.1f} s ({cpu.server * per:.2f} ms per message); PostgreSQL and Redis "
+        f"{cpu.services:.1f} s ({cpu.services * per:.2f} ms per message); whole machine "
         f"{cpu.machine:.1f} s of {(os.cpu_count() or 1) * total:.1f} s "
         f"({cpu.machine * per:.2f} ms per message)"
     )

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.delivery import (
     URGENT_STAGES,
@@ -21,7 +23,7 @@ from models.delivery import (
 )
 from models.tables import Notification
 from settings import QuietHours
-from tasks.limiter import MemoryLimiter, Rates, make_limiter
+from tasks.limiter import MemoryLimiter, Rates, Slot, make_limiter
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 NIGHT = QuietHours(time(22, 0), time(7, 30))
@@ -220,6 +222,79 @@ def test_acquire_sleeps_a_short_wait_and_hands_a_long_one_back() -> None:
     assert limiter.acquire(-5, max_wait=1.5, sleep=sleep) > 30  # the minute's window: re-enqueue
 
 
+def _wait(found: Slot | float) -> float:
+    assert isinstance(found, Slot), f"not reserved: {found} s to wait"
+    return found.wait
+
+
+def test_reserved_slots_keep_the_overall_pace_when_their_threads_wake_late() -> None:
+    fake = FakeClock()
+    limiter = MemoryLimiter(Rates(margin=0.0), clock=fake)
+    assert _wait(limiter.reserve(1, 0.5)) == 0.0
+    assert _wait(limiter.reserve(2, 0.5)) == pytest.approx(1 / 30)
+    # The first thread wakes 50 ms late: the next slot is still the one after the
+    # last reserved (2/30 s after the first), not a thirtieth after waking.
+    fake.now += 0.05
+    assert fake.now + _wait(limiter.reserve(3, 0.5)) == pytest.approx(1000.0 + 2 / 30)
+
+
+def test_a_thread_that_wakes_late_does_not_send_in_its_stale_slot() -> None:
+    fake = FakeClock()
+    lateness = [0.05]
+
+    def sleep(seconds: float) -> None:
+        fake.now += seconds + lateness.pop(0)
+
+    limiter = MemoryLimiter(Rates(margin=0.0), clock=fake)
+    assert limiter.acquire(1, sleep=sleep) == 0  # at once, no sleep
+    started = fake.now
+    # Its slot was 1/30 s ahead; it woke 50 ms past it, so it gave the slot back
+    # and took the next one, at once (the chat's window holds no stale slot).
+    assert limiter.acquire(2, sleep=sleep) == 0 and lateness == []
+    assert fake.now == pytest.approx(started + 1 / 30 + 0.05)
+    assert limiter.peek(2) == pytest.approx(1.0)  # one send counted in the chat
+
+
+def test_a_slot_further_ahead_than_the_caller_waits_is_not_reserved() -> None:
+    fake = FakeClock()
+    limiter = MemoryLimiter(Rates(margin=0.0), clock=fake)
+    assert _wait(limiter.reserve(7, 0.5)) == 0.0
+    assert limiter.reserve(7, 0.5) == pytest.approx(1.0)  # the chat's second: not taken
+    assert _wait(limiter.reserve(8, 0.5)) == pytest.approx(1 / 30)  # so it took nothing
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([1, 2, 3, -5]), st.floats(0, 0.2), st.floats(0, 2)),
+        max_size=120,
+    )
+)
+def test_reserved_slots_never_crowd_a_window(sends: list[tuple[int, float, float]]) -> None:
+    fake = FakeClock()
+    rates = Rates(global_per_second=10, group_per_minute=3, margin=0.0)
+    limiter = MemoryLimiter(rates, clock=fake)
+    slots: list[tuple[float, int]] = []
+    for chat, pause, max_wait in sends:
+        fake.now += pause
+        found = limiter.reserve(chat, max_wait)
+        if isinstance(found, Slot):
+            assert 0 <= found.wait <= max_wait
+            slots.append((fake.now + found.wait, chat))
+        else:
+            assert found > max_wait
+    times = sorted(at for at, _ in slots)
+    for start in times:  # at most 10 in any second overall, a tenth of a second apart
+        assert sum(1 for at in times if start <= at < start + 1 - 1e-9) <= 10
+    assert all(b - a >= 0.1 - 1e-9 for a, b in zip(times, times[1:], strict=False))
+    for chat in (1, 2, 3, -5):
+        mine = sorted(at for at, c in slots if c == chat)
+        assert all(b - a >= 1 - 1e-9 for a, b in zip(mine, mine[1:], strict=False))
+    group = sorted(at for at, c in slots if c == -5)
+    for start in group:
+        assert sum(1 for at in group if start <= at < start + 60 - 1e-9) <= 3
+
+
 def test_peeking_says_the_wait_and_takes_nothing() -> None:
     fake = FakeClock()
     limiter = MemoryLimiter(Rates(margin=0.0), clock=fake)
@@ -247,10 +322,27 @@ def test_peeking_at_many_chats_says_each_one_s_wait_in_one_look(
         limiter.close()
 
 
+def test_redis_reserves_the_next_slots_of_the_overall_pace(redis_url: str, namespace: str) -> None:
+    limiter = make_limiter(redis_url, Rates(global_per_second=10, margin=0.0), namespace)
+    try:
+        slots = [limiter.reserve(chat, 0.5) for chat in range(4)]
+        # Back to back, each a tenth of a second after the one before (less
+        # the few milliseconds the calls took).
+        assert [round(_wait(slot), 1) for slot in slots] == [0.0, 0.1, 0.2, 0.3]
+        assert limiter.reserve(9, 0.05) == pytest.approx(0.4, abs=0.02)  # not taken
+        # A slot given back is free again for its chat (and counts no more).
+        last = slots[-1]
+        assert isinstance(last, Slot)
+        limiter.release(last)
+        assert _wait(limiter.reserve(3, 0.5)) == pytest.approx(0.3, abs=0.02)
+    finally:
+        limiter.close()
+
+
 def test_the_redis_windows_let_no_two_threads_past_a_full_window(
     redis_url: str, namespace: str
 ) -> None:
-    limiter = make_limiter(redis_url, Rates(global_per_second=10, margin=0.0), namespace)
+    limiter = make_limiter(redis_url, Rates(global_per_second=1, margin=0.0), namespace)
     try:
         taken: list[float] = []
         lock = threading.Lock()
@@ -265,12 +357,13 @@ def test_the_redis_windows_let_no_two_threads_past_a_full_window(
             thread.start()
         for thread in threads:
             thread.join()
-        # Forty at the same instant: the overall window paces them, one goes.
+        # Forty at the same instant: the overall window (one a second, so that a
+        # slow machine's pauses do not reopen it) paces them, one goes.
         assert sum(1 for wait in taken if wait == 0) == 1
-        assert all(0 < wait <= 0.1 for wait in taken if wait)
+        assert all(0 < wait <= 1.0 for wait in taken if wait)
         assert limiter.peek(0) > 0 and limiter.peek(-1) > 0
         # Another process (another limiter on the same keys) sees the same windows.
-        other = make_limiter(redis_url, Rates(global_per_second=10, margin=0.0), namespace)
+        other = make_limiter(redis_url, Rates(global_per_second=1, margin=0.0), namespace)
         assert other.try_acquire(99) > 0
         other.close()
     finally:
