@@ -22,12 +22,13 @@ from sqlmodel import Session, col, select
 
 from models import clock
 from models.db import transaction
+from models.delivery import Changes
 from models.ladder import OVERDUE
 from models.outbox import notify
 from models.tables import Notification
 from sandbox.botapi import BotApiServer, Limits
 from tasks import Runtime, load_actors
-from tasks.delivery import FRESH_GRACE, deliver, pump_once
+from tasks.delivery import FRESH_GRACE, enqueue_changes, pump_once
 from tests.support import District
 from tests.tasks.support import (
     ROOT,
@@ -79,13 +80,13 @@ def _owe_alerts(engine: Engine, server: BotApiServer, chats: int, per_chat: int)
 
 
 def _enqueue(rt: Runtime, ids: list[int]) -> None:
+    # As a writer's commit hands them over: a delivery job per DELIVER_BATCH rows.
     now = clock.now()
     with transaction(rt.engine) as session:
         for row in session.exec(select(Notification).where(col(Notification.id).in_(ids))):
             row.enqueued_at = now
             session.add(row)
-    for notification_id in ids:
-        deliver.send(notification_id)
+    enqueue_changes(Changes(notifications=tuple(ids)))
 
 
 def _sent_to(server: BotApiServer, chats: int) -> Counter[int]:
