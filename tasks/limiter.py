@@ -55,6 +55,11 @@ MAX_INLINE_WAIT = 0.5  # seconds
 #: within WINDOW_MARGIN, so a late wake and the time to Telegram together stay
 #: inside the margin.
 LATE_WAKE = 0.01  # seconds
+#: Longest a sender waits its turn in the overall window. The turn comes after
+#: every slot reserved before it, a gap apart (16 threads at 30 a second: about
+#: half a second), so it is waited for, not handed back like a chat's second;
+#: only past this (a great many senders) is it handed back.
+MAX_QUEUE = 5.0  # seconds
 #: Redis keys of the windows outlive their span by this much.
 KEY_TTL_SLACK = 1000  # ms
 #: Prefix of the limiter's Redis keys (after the deployment's namespace).
@@ -75,10 +80,11 @@ class Rates:
         """(name, limit, span, gap) of each window a send to `chat_id` takes:
         at most `limit` sends in any `span` seconds, at least `gap` seconds apart.
 
-        The overall window is also paced (gap = span / limit): at full speed it
-        lets as many through, but evenly, not in bursts of `limit` that leave
-        threads queueing for the CPU between taking a slot and sending — the
-        delay that would make sends look closer together to Telegram.
+        The overall window comes first. It is also paced (gap = span / limit):
+        at full speed it lets as many through, but evenly, not in bursts of
+        `limit` that leave threads queueing for the CPU between taking a slot
+        and sending — the delay that would make sends look closer together to
+        Telegram.
         """
         overall = 1.0 + self.margin
         windows = [
@@ -111,12 +117,15 @@ class Limiter:
     def try_acquire(self, chat_id: int) -> float:
         """Take one send to `chat_id` in every window and return 0.0, or take
         nothing and return the seconds until all the windows allow one."""
-        found = self.reserve(chat_id, 0.0)
+        found = self.reserve(chat_id, 0.0, max_queue=0.0)
         return 0.0 if isinstance(found, Slot) else found
 
-    def reserve(self, chat_id: int, max_wait: float) -> Slot | float:
-        """Take the first send to `chat_id` that every window allows within
-        `max_wait` seconds; past `max_wait`, take nothing and return the seconds
+    def reserve(
+        self, chat_id: int, max_wait: float, *, max_queue: float = MAX_QUEUE
+    ) -> Slot | float:
+        """Take the first send to `chat_id` that every window allows, if the
+        chat's own windows allow one within `max_wait` seconds and the overall
+        window within `max_queue`; otherwise take nothing and return the seconds
         until one."""
         raise NotImplementedError
 
@@ -125,8 +134,10 @@ class Limiter:
         raise NotImplementedError
 
     def peek(self, chat_id: int) -> float:
-        """The seconds until all the windows would allow a send to `chat_id`
-        (0.0: now), taking nothing: a cheap look before preparing a message."""
+        """The seconds until the chat's own windows (its second, a group's
+        minute) would allow a send to `chat_id` (0.0: now), taking nothing: a
+        cheap look before preparing a message. The overall window is not
+        looked at: a sender waits its turn in it."""
         raise NotImplementedError
 
     def peek_many(self, chat_ids: Sequence[int]) -> list[float]:
@@ -198,8 +209,10 @@ class MemoryLimiter(Limiter):
         self._lock = threading.Lock()
         self._windows: dict[str, _Window] = {}
 
-    def reserve(self, chat_id: int, max_wait: float) -> Slot | float:
-        return self._look(chat_id, max_wait)
+    def reserve(
+        self, chat_id: int, max_wait: float, *, max_queue: float = MAX_QUEUE
+    ) -> Slot | float:
+        return self._look(chat_id, (max_wait, max_queue))
 
     def peek(self, chat_id: int) -> float:
         found = self._look(chat_id, None)
@@ -213,13 +226,17 @@ class MemoryLimiter(Limiter):
                 if window is not None and slot.key in window.events:
                     window.events.remove(slot.key)
 
-    def _look(self, chat_id: int, max_wait: float | None) -> Slot | float:
-        # max_wait None: only look.
+    def _look(self, chat_id: int, limits: tuple[float, float] | None) -> Slot | float:
+        # limits: (max_wait, max_queue); None: only look at the chat's windows.
         with self._lock:
             now = self._clock()
             windows = [self._window(*window) for window in self.rates.windows(chat_id)]
-            wait = max(0.0, *(window.wait_needed(now) for window in windows))
-            if max_wait is None or wait > max_wait:
+            overall, *own = (window.wait_needed(now) for window in windows)
+            chat = max(0.0, *own)
+            if limits is None:
+                return chat
+            wait = max(overall, chat)
+            if chat > limits[0] or overall > limits[1]:
                 return wait
             for window in windows:
                 window.events.append(now + wait)
@@ -244,15 +261,18 @@ class MemoryLimiter(Limiter):
             del self._windows[name]
 
 
-# KEYS: the windows' sorted sets. ARGV: limit, span and gap (µs) per key, then
-# the keys' expiry slack (ms), then the longest wait (µs) worth reserving, then a
-# unique member for this send, or "" to only look. Redis's own clock, so hosts'
-# clocks do not matter. Each set holds its slots in time order (a reserved one
-# may lie ahead), so a window's constraints come from its last slots. Returns
-# {1, wait} when the send was counted at now + wait (µs), else {0, wait}.
+# KEYS: the windows' sorted sets, the overall one first. ARGV: limit, span and
+# gap (µs) per key, then the keys' expiry slack (ms), the longest wait (µs) for
+# the chat's own windows and for the overall one, then a unique member for this
+# send, or "" to only look. Redis's own clock, so hosts' clocks do not matter.
+# Each set holds its slots in time order (a reserved one may lie ahead), so a
+# window's constraints come from its last slots. Returns {1, wait} when the
+# send was counted at now + wait (µs), else {0, wait}; a look returns {0, the
+# chat's own wait}.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local overall = 0
 local wait = 0
 for i, key in ipairs(KEYS) do
   local limit = tonumber(ARGV[3 * i - 2])
@@ -270,13 +290,21 @@ for i, key in ipairs(KEYS) do
     local needed = tonumber(oldest[2]) + span - now
     if needed > wait then wait = needed end
   end
+  if i == 1 then
+    overall = wait
+    wait = 0
+  end
 end
 local member = ARGV[#ARGV]
-local max_wait = tonumber(ARGV[#ARGV - 1])
-if wait > max_wait or member == '' then return {0, wait} end
+if member == '' then return {0, wait} end
+local chat = wait
+if overall > wait then wait = overall end
+if chat > tonumber(ARGV[#ARGV - 2]) or overall > tonumber(ARGV[#ARGV - 1]) then
+  return {0, wait}
+end
 for i, key in ipairs(KEYS) do
   redis.call('ZADD', key, now + wait, member)
-  local ttl = math.ceil((tonumber(ARGV[3 * i - 1]) + wait) / 1000) + tonumber(ARGV[#ARGV - 2])
+  local ttl = math.ceil((tonumber(ARGV[3 * i - 1]) + wait) / 1000) + tonumber(ARGV[#ARGV - 3])
   redis.call('PEXPIRE', key, ttl)
 end
 return {1, wait}
@@ -297,9 +325,11 @@ class RedisLimiter(Limiter):
         self.prefix = f"{namespace}:{KEY_PREFIX}:"
         self._script = client.register_script(_ACQUIRE)
 
-    def reserve(self, chat_id: int, max_wait: float) -> Slot | float:
+    def reserve(
+        self, chat_id: int, max_wait: float, *, max_queue: float = MAX_QUEUE
+    ) -> Slot | float:
         member = uuid.uuid4().hex
-        taken, wait = self._script(*self._arguments(chat_id, max_wait, member))
+        taken, wait = self._script(*self._arguments(chat_id, max_wait, max_queue, member))
         return Slot(chat_id, int(wait) / 1_000_000, member) if taken else int(wait) / 1_000_000
 
     def release(self, slot: Slot) -> None:
@@ -309,24 +339,26 @@ class RedisLimiter(Limiter):
         pipe.execute()
 
     def peek(self, chat_id: int) -> float:
-        return int(self._script(*self._arguments(chat_id, 0.0, ""))[1]) / 1_000_000
+        return int(self._script(*self._arguments(chat_id, 0.0, 0.0, ""))[1]) / 1_000_000
 
     def peek_many(self, chat_ids: Sequence[int]) -> list[float]:
         if not chat_ids:
             return []
         pipe = self.client.pipeline(transaction=False)
         for chat_id in chat_ids:
-            self._script(*self._arguments(chat_id, 0.0, ""), client=pipe)
+            self._script(*self._arguments(chat_id, 0.0, 0.0, ""), client=pipe)
         return [int(wait) / 1_000_000 for _, wait in pipe.execute()]
 
-    def _arguments(self, chat_id: int, max_wait: float, member: str) -> tuple[list[str], list[Any]]:
+    def _arguments(
+        self, chat_id: int, max_wait: float, max_queue: float, member: str
+    ) -> tuple[list[str], list[Any]]:
         # The script's KEYS and ARGV for a send to `chat_id` (member "": a look).
         windows = self.rates.windows(chat_id)
         keys = [self.prefix + name for name, _, _, _ in windows]
         args: list[Any] = []
         for _, limit, span, gap in windows:
             args += [limit, int(span * 1_000_000), int(gap * 1_000_000)]
-        args += [KEY_TTL_SLACK, int(max_wait * 1_000_000), member]
+        args += [KEY_TTL_SLACK, int(max_wait * 1_000_000), int(max_queue * 1_000_000), member]
         return keys, args
 
     def close(self) -> None:
