@@ -348,8 +348,9 @@ def claim_many(
     """For each recipient of the given rows, take its first given row (its own
     row) and the recipient's other rows due now, for one message each.
 
-    Returns (own row id, outcome) per recipient, in the order of the own rows,
-    and (id, Gone) for each given row already sent, failed or missing. A given
+    Returns (own row id, outcome) per recipient (the claims in the order of
+    their own rows) and (id, Gone) for each given row already sent, failed or
+    missing. A given
     row that is neither an own row nor carried by its recipient's claim (it has
     files, or did not fit) is left pending for a job of its own.
 
@@ -424,6 +425,8 @@ def claim_many(
                 or_(col(Notification.not_before).is_(None), col(Notification.not_before) <= now),
             )
             .order_by(col(Notification.id))
+            # Bounded: a digest member's held rows are read, not taken.
+            .limit(len(bundling) * bundle_max * 3)
             .with_for_update(skip_locked=True)
         ):
             others.setdefault(_recipient_key(other), []).append(other)
