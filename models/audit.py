@@ -3,17 +3,21 @@
 Every event carries the hash of the one before it, in one chain for the whole
 deployment. Appending locks the single `chain_head` row, so two writers never
 fork the chain; the head also lets `verify_chain` notice a truncated tail.
+`append_events` appends many at once (one lock, one multi-row INSERT), as the
+sweep does with a batch's escalations; `append_event` is the one-event case.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Table, insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from models import clock
@@ -61,6 +65,80 @@ def event_hash(
     return hashlib.sha256(content.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append: what happened to which item, by whom (None: the system)."""
+
+    action: str
+    item_number: int | None = None
+    actor_id: int | None = None
+    from_status: str | None = None
+    to_status: str | None = None
+    reason: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+_HEAD: Table = ChainHead.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy, undeclared
+
+
+def append_events(session: Session, events: Sequence[NewEvent]) -> list[int]:
+    """Append the events to the chain, in order, inside the caller's transaction.
+
+    Returns their positions in the chain (`Event.seq`). Locks the chain head
+    first: the caller commits, and until then the head stays locked
+    (PostgreSQL row lock; SQLite holds the database write lock from BEGIN
+    IMMEDIATE). The events and the head are written with Core statements, so
+    no ORM object is left in the session and the head is always read afresh.
+    """
+    if not events:
+        return []
+    # What the caller added (the item an event names) is written first, as before.
+    session.flush()
+    head = session.execute(
+        sa_select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+    ).first()
+    seq, prev_hash = (head.seq, head.hash or GENESIS) if head is not None else (0, GENESIS)
+    created_at = clock.now()
+    rows: list[dict[str, Any]] = []
+    for new in events:
+        seq += 1
+        data = canonical(dict(new.data))
+        digest = event_hash(
+            seq=seq,
+            item_number=new.item_number,
+            actor_id=new.actor_id,
+            action=new.action,
+            from_status=new.from_status,
+            to_status=new.to_status,
+            reason=new.reason,
+            data=data,
+            created_at=created_at,
+            prev_hash=prev_hash,
+        )
+        rows.append(
+            {
+                "seq": seq,
+                "item_number": new.item_number,
+                "actor_id": new.actor_id,
+                "action": new.action,
+                "from_status": new.from_status,
+                "to_status": new.to_status,
+                "reason": new.reason,
+                "data": data,
+                "created_at": created_at,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            }
+        )
+        prev_hash = digest
+    session.execute(insert(Event), rows)
+    if head is None:
+        session.execute(insert(_HEAD).values(id=1, seq=seq, hash=prev_hash))
+    else:
+        session.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=seq, hash=prev_hash))
+    return [row["seq"] for row in rows]
+
+
 def append_event(
     session: Session,
     *,
@@ -70,40 +148,28 @@ def append_event(
     from_status: str | None = None,
     to_status: str | None = None,
     reason: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> Event:
-    """Append one event to the chain inside the caller's transaction.
-
-    The caller commits; until then the chain head stays locked (PostgreSQL row
-    lock; SQLite holds the database write lock from BEGIN IMMEDIATE).
-    """
-    head = session.exec(select(ChainHead).where(ChainHead.id == 1).with_for_update()).first()
-    if head is None:
-        head = ChainHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
-    event = Event(
-        seq=head.seq + 1,
-        item_number=item_number,
-        actor_id=actor_id,
-        action=action,
-        from_status=from_status,
-        to_status=to_status,
-        reason=reason,
-        data=canonical(data or {}),
-        created_at=clock.now(),
-        prev_hash=head.hash or GENESIS,
-        hash="",
+    data: Mapping[str, Any] | None = None,
+) -> int:
+    """Append one event (see `append_events`); returns its position in the chain."""
+    [seq] = append_events(
+        session,
+        [
+            NewEvent(
+                action=action,
+                item_number=item_number,
+                actor_id=actor_id,
+                from_status=from_status,
+                to_status=to_status,
+                reason=reason,
+                data=data or {},
+            )
+        ],
     )
-    event.hash = _hash_of(event)
-    session.add(event)
-    head.seq, head.hash = event.seq, event.hash
-    session.add(head)
-    session.flush()
-    return event
+    return seq
 
 
 def _hash_of(event: Event) -> str:
-    # The same fields whether the event is being written or checked.
+    # The fields append_events hashed, read back from the stored event.
     return event_hash(
         seq=event.seq,
         item_number=event.item_number,

@@ -122,7 +122,7 @@ def _event(
     reason: str | None = None,
     data: Mapping[str, Any] | None = None,
 ) -> int:
-    event = append_event(
+    return append_event(
         session,
         action=action,
         item_number=item.number,
@@ -132,7 +132,6 @@ def _event(
         reason=reason,
         data=dict(data or {}),
     )
-    return event.seq
 
 
 def _tell(

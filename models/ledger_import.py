@@ -572,7 +572,7 @@ def _update(
     if changes:
         item.version += 1
         session.add(item)
-    event = append_event(
+    seq = append_event(
         session,
         action=IMPORT_UPDATE,
         item_number=item.number,
@@ -593,7 +593,7 @@ def _update(
             item_number=item.number,
             due_date=item.due_date,
             recipient_id=item.responsible_id,
-            occurrence=event.seq,
+            occurrence=seq,
         )
     return True
 

@@ -21,7 +21,8 @@ The outbox key makes the sweep idempotent: a second run on the same day owes
 nothing new, and an approved extension changes the due date and so the keys,
 which restarts the ladder by itself. When an item's escalation level rises it
 is stored on the item (version bumped) and an "escalate" event is appended, in
-the same transaction as the notifications.
+the same transaction as the notifications: per batch, one UPDATE … RETURNING
+per level and the events appended together (models.audit.append_events).
 
 Scale: a city ledger holds about a million items, most of them closed. The
 candidates are chosen in SQL (status open/in_progress/submitted and due no
@@ -42,13 +43,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Table, any_, bindparam, or_, update
+from sqlalchemy import Table, any_, bindparam, or_, tuple_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
 from models import ladder
-from models.audit import append_event
+from models.audit import NewEvent, append_events
 from models.notices import InquiryNotice, find_notices, overdue_lines, store_notice
 from models.outbox import Owed, notification_key, notify_many, owed_keys
 from models.roles import split_roles
@@ -484,10 +485,9 @@ class _Sweep:
             report.notification_ids.extend(ids.values())
             report.owed.update(owed.stage for owed in new if owed.key in ids)
 
-        for item, stages in reached:
-            level = level_of(stages)
-            if level > item.escalation_level and self._escalate(item, level):
-                report.escalated.append((item.number, level))
+        levels = [(item, level_of(stages)) for item, stages in reached]
+        risen = [(item, level) for item, level in levels if level > item.escalation_level]
+        report.escalated.extend(self._escalate(risen))
         return report
 
     def _recipients(self, item: _Candidate, stages: Sequence[str]) -> Recipients:
@@ -575,35 +575,48 @@ class _Sweep:
             self.notices[unit] = attachment
             report.attachment_ids.append(attachment)
 
-    def _escalate(self, item: _Candidate, level: int) -> bool:
-        """Store the risen level (version bumped) and append the event; False when the
-        item changed meanwhile (closed, moved, or another sweep got there first)."""
-        if self.dry_run:
-            return True
+    def _escalate(self, risen: Sequence[tuple[_Candidate, int]]) -> list[tuple[int, int]]:
+        """Store the risen levels (versions bumped) and append their events, in item
+        order; returns (number, level) of those stored. An item that changed
+        meanwhile (closed, moved, or another sweep got there first) is left out."""
+        if self.dry_run or not risen:
+            return [(item.number, level) for item, level in risen]
+        by_level: dict[int, list[_Candidate]] = {}
+        for item, level in risen:
+            by_level.setdefault(level, []).append(item)
         table = _ITEMS.c
-        result = self.session.connection().execute(
-            update(_ITEMS)
-            .where(
-                table.number == item.number,
-                table.escalation_level < level,
-                table.status.in_(ACTIVE_STATUSES),
-                table.due_date == item.due_date,
+        status_of: dict[int, str] = {}
+        # One UPDATE per level (escalate_days has a few): the guards are the
+        # ones each item was chosen by, its due date included.
+        for level, items in by_level.items():
+            stored = self.session.connection().execute(
+                update(_ITEMS)
+                .where(
+                    tuple_(table.number, table.due_date).in_(
+                        [(item.number, item.due_date) for item in items]
+                    ),
+                    table.escalation_level < level,
+                    table.status.in_(ACTIVE_STATUSES),
+                )
+                .values(escalation_level=level, version=table.version + 1)
+                .returning(table.number, table.status)
             )
-            .values(escalation_level=level, version=table.version + 1)
-        )
-        if not result.rowcount:
-            return False
-        event = append_event(
+            status_of.update((number, status) for number, status in stored)
+        done = [(item, level) for item, level in risen if item.number in status_of]
+        append_events(
             self.session,
-            action=ESCALATE_ACTION,
-            item_number=item.number,
-            from_status=item.status,
-            to_status=item.status,
-            data={"level": level, "from": item.escalation_level, "due": item.due_date},
+            [
+                NewEvent(
+                    action=ESCALATE_ACTION,
+                    item_number=item.number,
+                    from_status=status_of[item.number],
+                    to_status=status_of[item.number],
+                    data={"level": level, "from": item.escalation_level, "due": item.due_date},
+                )
+                for item, level in done
+            ],
         )
-        # Written; keeping thousands of events in the session makes every flush slower.
-        self.session.expunge(event)
-        return True
+        return [(item.number, level) for item, level in done]
 
 
 def sweep_batches(

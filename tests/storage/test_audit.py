@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import Engine, text
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from models.audit import event_hash, verify_chain
+from models.audit import NewEvent, append_event, append_events, event_hash, verify_chain
 from models.db import transaction
 from models.ledger import NewItem, act, create_item
 from models.people import actor_for
@@ -95,3 +95,38 @@ def test_a_rehashed_edit_still_breaks_the_next_link(engine: Engine, district: Di
         session.commit()
     ok, broken, seq = _verify(engine)
     assert not ok and seq == 3 and broken is not None and "does not follow" in broken
+
+
+def test_events_appended_together_follow_the_chain_in_their_order(
+    engine: Engine, district: District
+) -> None:
+    number = _history(engine, district)
+    with transaction(engine) as session:
+        seqs = append_events(
+            session,
+            [NewEvent(action="note", item_number=number, data={"n": n}) for n in range(3)],
+        )
+        assert append_events(session, []) == []
+    assert seqs == [5, 6, 7]
+    with Session(engine) as session:
+        notes = session.exec(
+            select(Event.seq, Event.data).where(Event.action == "note").order_by(col(Event.seq))
+        ).all()
+    assert notes == [(5, '{"n":0}'), (6, '{"n":1}'), (7, '{"n":2}')]
+    assert _verify(engine) == (True, None, None)
+
+
+def test_a_long_lived_session_appends_after_what_others_appended_meanwhile(
+    engine: Engine, district: District
+) -> None:
+    # The sweep's session commits per batch and keeps its objects (expire_on_commit
+    # off), while the bot appends events between two batches.
+    number = _history(engine, district)
+    with Session(engine, expire_on_commit=False) as sweep:
+        assert append_event(sweep, action="note", item_number=number) == 5
+        sweep.commit()
+        with transaction(engine) as bot:
+            assert append_event(bot, action="note", item_number=number) == 6
+        assert append_event(sweep, action="note", item_number=number) == 7
+        sweep.commit()
+    assert _verify(engine) == (True, None, None)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import docx
-from sqlalchemy import Engine, func
+import pytest
+from sqlalchemy import Engine, func, update
 from sqlmodel import Session, col, select
 
 from models import clock
+from models import sweep as sweep_module
 from models.audit import verify_chain
 from models.db import transaction
 from models.holidays import load_calendar
@@ -47,7 +49,9 @@ def _days(first: date, last: date) -> Iterator[date]:
         day += timedelta(days=1)
 
 
-def _sweep(engine: Engine, *, dry_run: bool = False, commit_batches: bool = False) -> SweepReport:
+def _sweep(
+    engine: Engine, *, dry_run: bool = False, commit_batches: bool = False, batch_size: int = 2
+) -> SweepReport:
     with transaction(engine) as session:
         facts = Facts(today=clock.today(ZONE), calendar=load_calendar(session), warn_days=3)
         return sweep(
@@ -57,7 +61,7 @@ def _sweep(engine: Engine, *, dry_run: bool = False, commit_batches: bool = Fals
             escalate_days=(5, 10),
             dry_run=dry_run,
             on_batch=(lambda _: session.commit()) if commit_batches else None,
-            batch_size=2,
+            batch_size=batch_size,
         )
 
 
@@ -97,6 +101,24 @@ def _owed(engine: Engine, number: int) -> list[tuple[str, date | None, int | Non
             .order_by(col(Notification.id))
         ).all()
         return [(row.stage, row.due_date, row.recipient_id) for row in rows]
+
+
+def _escalations(engine: Engine) -> list[tuple[int | None, int, int]]:
+    """(item, level, from) of every "escalate" event, in chain order."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Event.item_number, Event.data)
+            .where(Event.action == "escalate")
+            .order_by(col(Event.seq))
+        ).all()
+    return [(number, json.loads(data)["level"], json.loads(data)["from"]) for number, data in rows]
+
+
+def _level_and_version(engine: Engine, number: int) -> tuple[int, int]:
+    with Session(engine) as session:
+        item = session.get(Item, number)
+        assert item is not None
+        return item.escalation_level, item.version
 
 
 def _counts(engine: Engine) -> tuple[int, int, int]:
@@ -167,6 +189,87 @@ def test_escalation_level_is_stored_with_an_event_in_the_same_transaction(
         ] * 2
         assert [json.loads(e.data)["level"] for e in events] == [1, 2]
         assert verify_chain(session).ok
+
+
+def test_items_rising_in_one_batch_get_one_event_each_and_the_chain_verifies(
+    engine: Engine, district: District, frozen_clock: clock.FrozenClock
+) -> None:
+    inquiry = [_create(engine, district, title=f"问题{n}") for n in range(3)]
+    # Due 8 May: 7 working days overdue on 18 May (Saturday 9 May is a workday).
+    talk = [_create(engine, district, title=f"新问题{n}", due=date(2026, 5, 8)) for n in range(2)]
+    _morning(frozen_clock, date(2026, 5, 18))
+    report = _sweep(engine, batch_size=100)
+    assert report.escalated == [(n, 2) for n in inquiry] + [(n, 1) for n in talk]
+    assert _escalations(engine) == [(n, 2, 0) for n in inquiry] + [(n, 1, 0) for n in talk]
+    assert [_level_and_version(engine, n) for n in inquiry + talk] == [(2, 2)] * 3 + [(1, 2)] * 2
+    with Session(engine) as session:
+        assert verify_chain(session).ok
+
+
+def test_an_item_closed_or_moved_after_the_sweep_read_it_is_not_escalated(
+    engine: Engine,
+    district: District,
+    frozen_clock: clock.FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    closed, moved, kept = (_create(engine, district, title=f"问题{n}") for n in range(3))
+    read = sweep_module._load_batch
+
+    def read_then_changed_elsewhere(
+        session: Session, numbers: Sequence[int], latest: date
+    ) -> list[sweep_module._Candidate]:
+        candidates = read(session, numbers, latest)
+        connection = session.connection()
+        connection.execute(update(Item).where(col(Item.number) == closed).values(status="closed"))
+        connection.execute(
+            update(Item).where(col(Item.number) == moved).values(due_date=date(2026, 6, 30))
+        )
+        return candidates
+
+    monkeypatch.setattr(sweep_module, "_load_batch", read_then_changed_elsewhere)
+    _morning(frozen_clock, date(2026, 5, 18))
+    report = _sweep(engine, batch_size=100)
+    assert report.escalated == [(kept, 2)]
+    assert _escalations(engine) == [(kept, 2, 0)]
+    assert _level_and_version(engine, closed) == (0, 1)
+    assert _level_and_version(engine, moved) == (0, 1)
+
+
+def test_a_second_sweep_escalates_nothing_and_appends_no_event(
+    engine: Engine, district: District, frozen_clock: clock.FrozenClock
+) -> None:
+    numbers = [_create(engine, district, title=f"问题{n}") for n in range(3)]
+    _morning(frozen_clock, date(2026, 5, 18))
+    _sweep(engine, batch_size=100)
+    before = _counts(engine)
+    frozen_clock.advance(timedelta(hours=5, minutes=30))
+    assert _sweep(engine, batch_size=100).escalated == []
+    assert _counts(engine) == before
+    assert [_level_and_version(engine, n) for n in numbers] == [(2, 2)] * 3
+
+
+def test_notices_drafted_in_one_batch_each_go_with_their_own_unit_s_rows(
+    engine: Engine, district: District, frozen_clock: clock.FrozenClock
+) -> None:
+    units = {
+        _create(engine, district): "B01",
+        _create(engine, district, org="B02", responsible="M008"): "B02",
+    }
+    _morning(frozen_clock, date(2026, 5, 18))
+    assert _sweep(engine, batch_size=100).notices == ["B01", "B02"]
+    with Session(engine) as session:
+        for number, code in units.items():
+            [row] = session.exec(
+                select(Notification).where(
+                    Notification.item_number == number, Notification.stage == "escalate-2"
+                )
+            ).all()
+            [attachment_id] = json.loads(row.data)["attachments"]
+            attachment = session.get(Attachment, attachment_id)
+            assert attachment is not None
+            assert attachment.file_name == f"约谈函询通知书-{code}-20260518.docx"
+            [table] = docx.Document(io.BytesIO(attachment.content)).tables
+            assert [r.cells[0].text for r in table.rows[1:]] == [f"#{number}"]
 
 
 def test_an_item_that_missed_days_escalates_straight_to_its_level_once(
