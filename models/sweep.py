@@ -50,7 +50,7 @@ from sqlmodel import Session, col, select
 
 from models import ladder
 from models.audit import NewEvent, append_events
-from models.notices import InquiryNotice, find_notices, overdue_lines, store_notice
+from models.notices import InquiryNotice, find_notices, overdue_lines, store_notices
 from models.outbox import Owed, notification_key, notify_many, owed_keys
 from models.roles import split_roles
 from models.summaries import Facts
@@ -561,19 +561,22 @@ class _Sweep:
         if self.dry_run:
             return
         lines = overdue_lines(self.session, missing, today, self.facts.calendar)
+        drafted = []
         for unit in missing:
             org = orgs[unit]
             _, issuer = self.directory.leaders_above(org.path)
-            notice = InquiryNotice(
-                unit_code=org.code,
-                unit_name=org.name,
-                issuer_name=issuer.name if issuer else "",
-                day=today,
-                items=lines[unit],
+            drafted.append(
+                InquiryNotice(
+                    unit_code=org.code,
+                    unit_name=org.name,
+                    issuer_name=issuer.name if issuer else "",
+                    day=today,
+                    items=lines[unit],
+                )
             )
-            attachment = store_notice(self.session, notice, lang)
-            self.notices[unit] = attachment
-            report.attachment_ids.append(attachment)
+        attachments = store_notices(self.session, drafted, lang)
+        self.notices.update(zip(missing, attachments, strict=True))
+        report.attachment_ids.extend(attachments)
 
     def _escalate(self, risen: Sequence[tuple[_Candidate, int]]) -> list[tuple[int, int]]:
         """Store the risen levels (versions bumped) and append their events, in item
