@@ -86,8 +86,10 @@ def _notice(lines: int) -> InquiryNotice:
         items=[
             OverdueLine(
                 number=n,
-                # A title may hold line breaks, tabs and markup characters.
-                title=f"问题{n}\n附：整改方案\t<第{n}稿> & 说明",
+                # Titles with line breaks and tabs, or spaces at either end, and markup.
+                title=(
+                    f"问题{n}\n附：整改方案\t<第{n}稿> & 说明" if n % 2 else f" 问题{n} & <说明> "
+                ),
                 due_date=date(2026, 4, 30),
                 days_overdue=10 - n,
                 responsible="陈党员" if n % 2 else "",
@@ -120,7 +122,7 @@ def test_python_docx_reads_the_notice_s_paragraphs_and_table() -> None:
     assert [[cell.text for cell in row.cells] for row in table.rows] == [
         ["编号", "事项", "整改时限", "逾期工作日", "责任人"],
         ["#1", "问题1\n附：整改方案\t<第1稿> & 说明", "2026-04-30", "9", "陈党员"],
-        ["#2", "问题2\n附：整改方案\t<第2稿> & 说明", "2026-04-30", "8", ""],
+        ["#2", " 问题2 & <说明> ", "2026-04-30", "8", ""],
     ]
 
 
