@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Table, any_, bindparam, or_, tuple_, update
+from sqlalchemy import Table, any_, bindparam, cast, func, or_, tuple_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
@@ -376,6 +376,25 @@ def _one_of(session: Session, column: Any, values: Sequence[Any]) -> Any:
     return column.in_(values)
 
 
+def _numbered_and_due(session: Session, items: Sequence[_Candidate]) -> list[Any]:
+    # The items still due when they were read. PostgreSQL: a join with two
+    # array parameters (unnest); a (number, due_date) IN list of a batch's
+    # pairs took ~35 ms to plan, and ~0.3 s in all, per statement. SQLite: IN (…)
+    # over row values, within its parameter limit.
+    table = _ITEMS.c
+    if session.get_bind().dialect.name == "postgresql":
+        read = (
+            func.unnest(
+                cast(bindparam(None, [i.number for i in items]), ARRAY(table.number.type)),
+                cast(bindparam(None, [i.due_date for i in items]), ARRAY(table.due_date.type)),
+            )
+            .table_valued("number", "due_date")
+            .render_derived("read")
+        )
+        return [table.number == read.c.number, table.due_date == read.c.due_date]
+    return [tuple_(table.number, table.due_date).in_([(i.number, i.due_date) for i in items])]
+
+
 def _load_batch(session: Session, numbers: Sequence[int], latest: date) -> list[_Candidate]:
     # Re-checked here: an item may have closed or moved since the numbers were read.
     item = _ITEMS.c
@@ -595,9 +614,7 @@ class _Sweep:
             stored = self.session.connection().execute(
                 update(_ITEMS)
                 .where(
-                    tuple_(table.number, table.due_date).in_(
-                        [(item.number, item.due_date) for item in items]
-                    ),
+                    *_numbered_and_due(self.session, items),
                     table.escalation_level < level,
                     table.status.in_(ACTIVE_STATUSES),
                 )
