@@ -5,7 +5,7 @@ notice to edit and send: a title, the unit, a body paragraph, a table of ALL
 the unit's overdue items (number, title, due date, working days overdue,
 responsible), then date and signature lines. It is a .docx written with
 python-docx, in the deployment's language; the words come from the one
-catalogue (bot/texts.py, keys `notice_*`).
+catalogue (models/texts.py, keys `notice_*`).
 
 `overdue_lines` reads the unit's items; `inquiry_notice_docx` only builds
 bytes, filling the fields into a frame python-docx builds once per language
