@@ -51,10 +51,12 @@ WINDOW_MARGIN = 0.03  # seconds
 #: group's minute) is waited out on the queue, so the thread serves other chats.
 MAX_INLINE_WAIT = 0.5  # seconds
 #: A thread that wakes this much later than its reserved slot does not send in
-#: it (the sends reserved after it would crowd in behind) but takes another: well
-#: within WINDOW_MARGIN, so a late wake and the time to Telegram together stay
-#: inside the margin.
-LATE_WAKE = 0.01  # seconds
+#: it (the sends reserved after it would crowd in behind) but takes another.
+#: Within WINDOW_MARGIN, which must also cover the time from waking to Telegram:
+#: a send later than the margin can make a window one too many. At 10 ms a busy
+#: machine gave back so many slots that a 300/s fan-out lost 5-10% of its rate
+#: (bench/fanout.py, README).
+LATE_WAKE = 0.02  # seconds
 #: Longest a sender waits its turn in the overall window. The turn comes after
 #: every slot reserved before it, a gap apart (16 threads at 30 a second: about
 #: half a second), so it is waited for, not handed back like a chat's second;
