@@ -549,6 +549,8 @@ def main() -> int:
                             ("mixed", args.mixed, args.new_share, None),
                             ("paced", args.paced, 0.0, args.rate),
                         ):
+                            if count == 0:
+                                continue
                             result = run(name, server, bot, planner.plan(count, share, rate), rate)
                             results.append((backend, result))
                             for line in result.failures[:10]:
