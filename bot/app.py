@@ -27,6 +27,7 @@ from bot import account, actions, conversations, queries, spotchecks
 from bot.commands import COMMANDS
 from bot.guard import guess_lang, reply
 from bot.services import BotApplication, Context, Services
+from bot.transport import AiohttpRequest
 from models.invites import remember_bot_username
 from models.texts import t
 from settings import Settings
@@ -56,8 +57,11 @@ def build_application(settings: Settings, engine: Engine) -> BotApplication:
         # 429. Replies here answer one person's own message, at that person's
         # pace; bulk pushes go through the delivery jobs' shared limiter.
         .concurrent_updates(True)
-        .read_timeout(API_TIMEOUT)
-        .write_timeout(API_TIMEOUT)
+        # aiohttp, not PTB's httpx: the Bot API call was the largest single
+        # cost per update (bot/transport.py). getUpdates keeps a request of its
+        # own, one connection, with PTB's default timeouts, as PTB builds it.
+        .request(AiohttpRequest(read_timeout=API_TIMEOUT, write_timeout=API_TIMEOUT))
+        .get_updates_request(AiohttpRequest(connection_pool_size=1))
         .post_init(_post_init)
         # Scheduling is `closeout scheduler`'s (DESIGN "Scheduling"), not PTB's JobQueue.
         .job_queue(None)
