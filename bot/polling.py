@@ -10,8 +10,10 @@ update that was not handled to the end and gives it to the next process.
 One chat's (and one person's) updates are handled one after another, in
 update_id order; updates of other chats and people run alongside. Telegram
 sends back, on every getUpdates, the updates at or after the offset, so those
-still in hand come again and are skipped here (`Inbox.take`); while any are in
-hand the loop asks again every `BUSY_POLL_INTERVAL` instead of long-polling.
+still in hand come again and are skipped here (`Inbox.take`), before they are
+parsed: in a burst each update came back several times, and parsing it into
+PTB's objects each time cost a quarter of the bot's CPU. While any are in hand
+the loop asks again every `BUSY_POLL_INTERVAL` instead of long-polling.
 
 Duplicates are bounded: an update is handled twice only if the process died
 while it was in hand (fetched, not yet finished, or finished but not yet
@@ -33,14 +35,14 @@ import asyncio
 import contextlib
 import logging
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from telegram import Update
-from telegram.error import Forbidden, InvalidToken, RetryAfter, TelegramError
-from telegram.warnings import PTBDeprecationWarning
+from telegram.error import EndPointNotFound, Forbidden, InvalidToken, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.lifecycle import STOP_GRACE, running, stop_event
 from bot.services import BotApplication
@@ -61,6 +63,12 @@ BUSY_POLL_INTERVAL = 0.2  # seconds
 FIRST_BACKOFF = 1.0  # seconds
 #: Longest wait between two failed getUpdates.
 MAX_BACKOFF = 30.0  # seconds
+#: Seconds a getUpdates answer may take beyond its long poll (PTB's default read timeout).
+READ_MARGIN = 5.0
+
+# getUpdates is asked through do_api_request, for the raw updates (parsed only
+# when new); PTB warns on every such call that Bot.get_updates exists.
+warnings.filterwarnings("ignore", r"Please use 'Bot\.getUpdates'", PTBUserWarning)
 
 
 @dataclass
@@ -85,21 +93,18 @@ class Inbox:
             return min(self.in_hand)
         return self.next_id
 
-    def take(self, updates: tuple[Update, ...]) -> list[Update]:
-        """The updates not seen before, in update_id order, now counted in hand."""
-        fresh = sorted(
-            (u for u in updates if self.next_id is None or u.update_id >= self.next_id),
-            key=lambda u: u.update_id,
-        )
-        for update in fresh:
-            self.in_hand.add(update.update_id)
-            self.next_id = update.update_id + 1
+    def take(self, update_ids: Iterable[int]) -> list[int]:
+        """The update ids not seen before, in order, now counted in hand."""
+        fresh = sorted(i for i in update_ids if self.next_id is None or i >= self.next_id)
+        for update_id in fresh:
+            self.in_hand.add(update_id)
+            self.next_id = update_id + 1
         if self.in_hand:
             self.idle.clear()
         return fresh
 
-    def finish(self, update: Update) -> None:
-        self.in_hand.discard(update.update_id)
+    def finish(self, update_id: int) -> None:
+        self.in_hand.discard(update_id)
         if not self.in_hand:
             self.idle.set()
 
@@ -151,17 +156,22 @@ class Poller:
             if not self.inbox.idle.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.inbox.idle.wait(), BUSY_POLL_INTERVAL)
-            updates = await self._retrying(stop, self._get_updates)
-            for update in self.inbox.take(updates):
-                self._start(update)
+            found = await self._retrying(stop, self._get_updates)
+            raw = {update["update_id"]: update for update in found}
+            for update_id in self.inbox.take(raw):
+                self._start(Update.de_json(raw[update_id], bot))
 
-    async def _get_updates(self) -> tuple[Update, ...]:
+    async def _get_updates(self) -> list[dict[str, Any]]:
+        """The raw updates from the offset on (JSON objects, not yet parsed)."""
         # The offset and the long poll are read at each try: a retry after a
         # back-off confirms what finished meanwhile.
-        idle = self.inbox.idle.is_set()
-        return await self.application.bot.get_updates(
-            offset=self.inbox.offset(), limit=BATCH_LIMIT, timeout=self.timeout if idle else 0
+        timeout = self.timeout if self.inbox.idle.is_set() else 0
+        found: list[dict[str, Any]] = await self.application.bot.do_api_request(
+            "getUpdates",
+            api_kwargs={"offset": self.inbox.offset(), "limit": BATCH_LIMIT, "timeout": timeout},
+            read_timeout=timeout + READ_MARGIN,
         )
+        return found
 
     async def _retrying(self, stop: asyncio.Event, call: Callable[[], Awaitable[T]]) -> T:
         """`call()`'s result, calling again after network errors, 5xx, 409 and 429."""
@@ -169,8 +179,10 @@ class Poller:
         while True:
             try:
                 return await call()
-            except (InvalidToken, Forbidden):
-                raise  # no retry makes a wrong token right
+            except (InvalidToken, EndPointNotFound, Forbidden):
+                # No retry makes a wrong token right (do_api_request calls the
+                # 404 of a token revoked while running EndPointNotFound).
+                raise
             except RetryAfter as exc:
                 with warnings.catch_warnings():  # int or timedelta, by PTB_TIMEDELTA
                     warnings.simplefilter("ignore", PTBDeprecationWarning)
@@ -204,7 +216,7 @@ class Poller:
             # Confirmed all the same: one update failing again in every process
             # would hold the offset, and with it every chat, for good.
             log.exception("update %d could not be processed", update.update_id)
-        self.inbox.finish(update)
+        self.inbox.finish(update.update_id)
         for key in keys_of(update):
             if self.last.get(key) is asyncio.current_task():
                 del self.last[key]

@@ -4,25 +4,26 @@ tests/bot/test_processes.py."""
 
 from __future__ import annotations
 
-import pytest
-from telegram import Update
+import asyncio
 
-from bot.polling import Inbox
+import pytest
+from sqlalchemy import Engine
+from telegram.error import EndPointNotFound, InvalidToken
+
+from bot.app import build_application
+from bot.polling import Inbox, Poller
 from bot.services import BotApplication
 from sandbox.botapi import BotApiServer, SandboxClient
+from settings import Settings
 from tests.bot.support import People
 
 #: Times the Bot API fails getUpdates in a row in the tests below.
 FAILURES = 2
 
 
-def updates(*ids: int) -> tuple[Update, ...]:
-    return tuple(Update(update_id=update_id) for update_id in ids)
-
-
 def test_the_offset_is_the_oldest_update_still_in_hand() -> None:
     inbox = Inbox()
-    first, second, third = inbox.take(updates(7, 8, 9))
+    first, second, third = inbox.take([7, 8, 9])
     inbox.finish(second)
     inbox.finish(third)
     assert inbox.offset() == 7
@@ -36,18 +37,18 @@ def test_nothing_taken_yet_leaves_the_offset_to_telegram() -> None:
 
 def test_updates_in_hand_sent_again_are_not_taken_twice() -> None:
     inbox = Inbox()
-    inbox.take(updates(7, 8))
-    assert [u.update_id for u in inbox.take(updates(7, 8, 9))] == [9]
+    inbox.take([7, 8])
+    assert inbox.take([7, 8, 9]) == [9]
 
 
 def test_updates_are_taken_in_update_id_order() -> None:
-    assert [u.update_id for u in Inbox().take(updates(9, 7, 8))] == [7, 8, 9]
+    assert Inbox().take([9, 7, 8]) == [7, 8, 9]
 
 
 def test_the_inbox_is_idle_only_when_nothing_is_in_hand() -> None:
     inbox = Inbox()
     assert inbox.idle.is_set()
-    (update,) = inbox.take(updates(1))
+    (update,) = inbox.take([1])
     assert not inbox.idle.is_set()
     inbox.finish(update)
     assert inbox.idle.is_set()
@@ -74,3 +75,17 @@ async def test_polling_goes_on_after_getupdates_asked_to_retry_after_a_while(
     reply = await client.wait_for(people["M005"].id, after=sent)
     assert "角色" in reply.text
     assert botapi.calls["getUpdates"] > before + 1
+
+
+async def test_polling_stops_when_the_token_is_revoked_while_it_runs(
+    bot_settings: Settings, engine: Engine, botapi: BotApiServer
+) -> None:
+    application = build_application(bot_settings, engine)
+    async with application:
+        polling = asyncio.create_task(Poller(application, timeout=1).run(asyncio.Event()))
+        while not botapi.calls["getUpdates"]:
+            await asyncio.sleep(0.01)
+        botapi.token = "7000000001:revoked"
+
+        with pytest.raises((InvalidToken, EndPointNotFound)):
+            await asyncio.wait_for(polling, timeout=10)
