@@ -3,7 +3,9 @@
 Every command handler is wrapped by `command`: it looks the Telegram user up
 in the directory (an unbound user gets a short polite refusal and no data),
 keeps personal commands out of group chats (a button continues in private),
-and turns a domain refusal into one sentence in the reader's language.
+and turns a domain refusal into one sentence in the reader's language. A command
+whose reply is one read (`reading`: /my, /item, /ledger) runs that read in the
+look-up's transaction, so the update costs one transaction, not two.
 Button presses are wrapped by `button`, the same checks for callback queries:
 the refusal is the query's answer, and nothing else changes. Both render a
 refusal with `texts.refusal` unless given their own `explain` (the
@@ -15,7 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import bindparam, select
 from sqlmodel import Session, col
@@ -48,7 +50,13 @@ class Who:
     actor: Actor
 
 
+R = TypeVar("R")
+
 Handler = Callable[[Update, Context, Who], Awaitable[None]]
+#: A command's read: what the reply shows, from the session, for the member asking.
+Read = Callable[[Session, Update, Context, Who], R]
+#: A command that answers with what its read returned.
+ReadHandler = Callable[[Update, Context, Who, R], Awaitable[None]]
 #: What python-telegram-bot's handlers take: a coroutine function of (update, context).
 Callback = Callable[[Update, Context], Coroutine[Any, Any, None]]
 #: A refusal as one sentence in a language (texts.refusal, or a module's own).
@@ -133,29 +141,69 @@ def command(
     """
 
     def wrap(handler: Handler) -> Callback:
-        @functools.wraps(handler)
-        async def wrapped(update: Update, context: Context) -> None:
-            user = update.effective_user
-            if user is None:
-                return
-            who = await who_is(context, user.id)
-            if who is None:
-                if is_group(update):
-                    return  # strangers in a work chat get silence, not a lecture
-                default = context.services.settings.LANGUAGE
-                await reply(update, t(guess_lang(update, default), "unbound"))
-                return
-            if is_group(update) and not in_groups:
-                await continue_in_private(update, context, who.lang)
-                return
-            try:
-                await handler(update, context, who)
-            except Refused as refused:
-                await reply(update, explain(who.lang, refused))
+        async def answer(update: Update, context: Context, who: Who, _: None) -> None:
+            await handler(update, context, who)
 
-        return wrapped
+        return functools.wraps(handler)(_guarded(None, answer, in_groups, explain))
 
     return wrap
+
+
+def reading(
+    read: Read[R], *, in_groups: bool = False, explain: Explain = refusal
+) -> Callable[[ReadHandler[R]], Callback]:
+    """Wrap a command like `command`, with its read run in the look-up's transaction.
+
+    The handler gets what `read(session, update, context, who)` returned; a
+    `Refused` raised by the read or the handler is answered with
+    `explain(lang, refused)`. The read must not write: the reply is sent after
+    its transaction committed.
+    """
+
+    def wrap(handler: ReadHandler[R]) -> Callback:
+        return functools.wraps(handler)(_guarded(read, handler, in_groups, explain))
+
+    return wrap
+
+
+def _guarded(
+    read: Read[R] | None, handler: ReadHandler[R], in_groups: bool, explain: Explain
+) -> Callback:
+    # `command` and `reading` in one: without a read the handler gets None.
+    async def wrapped(update: Update, context: Context) -> None:
+        user = update.effective_user
+        if user is None:
+            return
+        default = context.services.settings.LANGUAGE
+        allowed = in_groups or not is_group(update)
+
+        def work(session: Session) -> tuple[Who | None, R | Refused | None]:
+            who = lookup(session, user.id, default)
+            if who is None or read is None or not allowed:
+                return who, None
+            try:
+                return who, read(session, update, context, who)
+            except Refused as refused:  # answered below; the look-up stands
+                return who, refused
+
+        who, result = await context.services.db(work)
+        if who is None:
+            if is_group(update):
+                return  # strangers in a work chat get silence, not a lecture
+            await reply(update, t(guess_lang(update, default), "unbound"))
+            return
+        if not allowed:
+            await continue_in_private(update, context, who.lang)
+            return
+        try:
+            if isinstance(result, Refused):
+                raise result
+            # With a read, a found member allowed here: what it returned.
+            await handler(update, context, who, cast(R, result))
+        except Refused as refused:
+            await reply(update, explain(who.lang, refused))
+
+    return wrapped
 
 
 ButtonHandler = Callable[[Update, Context, Who, Press], Awaitable[None]]

@@ -24,7 +24,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler
 from bot import callbacks
 from bot.arguments import item_number
 from bot.cards import Button, Card, item_card, item_line, list_card, pager
-from bot.guard import Who, button, command, is_group, reply
+from bot.guard import Who, button, command, is_group, reading, reply
 from bot.replies import card_for, markup, send
 from bot.services import Context, Handler, Services
 from models.export import export_rows, write_xlsx
@@ -296,72 +296,78 @@ def _lists_view(
     return work
 
 
-async def _send_details(update: Update, context: Context, who: Who, number: int) -> None:
-    services = context.services
-
+def _details_view(services: Services, who: Who, number: int) -> Callable[[Session], Card]:
     def work(session: Session) -> Card:
         facts = services.facts(session)
         details = item_details(session, who.actor, number, facts)
         return details_card(who.lang, details, today=facts.today, zone=services.settings.zone)
 
-    await send(update, context, who, await services.db(work))
+    return work
+
+
+async def _send_details(update: Update, context: Context, who: Who, number: int) -> None:
+    card = await context.services.db(_details_view(context.services, who, number))
+    await send(update, context, who, card)
 
 
 # --- commands ---------------------------------------------------------------------------
 
 
-@command()
-async def my(update: Update, context: Context, who: Who) -> None:
+def _my_read(session: Session, update: Update, context: Context, who: Who) -> Card:
+    return _my_view(context.services, who, 0, single=True)(session)
+
+
+@reading(_my_read)
+async def my(update: Update, context: Context, who: Who, card: Card) -> None:
     """List my open items, most urgent first."""
-    services = context.services
-    await send(update, context, who, await services.db(_my_view(services, who, 0, single=True)))
+    await send(update, context, who, card)
 
 
-@command()
-async def item(update: Update, context: Context, who: Who) -> None:
-    """Show one item: its card, roadmap, evidence, extensions and history."""
+def _item_read(session: Session, update: Update, context: Context, who: Who) -> Card | None:
+    # None: no number given, answered with the usage line.
     if not context.args:
+        return None
+    return _details_view(context.services, who, item_number(context.args[0]))(session)
+
+
+@reading(_item_read)
+async def item(update: Update, context: Context, who: Who, card: Card | None) -> None:
+    """Show one item: its card, roadmap, evidence, extensions and history."""
+    if card is None:
         await reply(update, t(who.lang, "item_usage"))
         return
-    await _send_details(update, context, who, item_number(context.args[0]))
+    await send(update, context, who, card)
 
 
-def _chat_scope(services: Services, chat_id: int) -> Callable[[Session], tuple[str, ...] | None]:
+def _chat_scope(session: Session, services: Services, chat_id: int) -> tuple[str, ...] | None:
     codes = [chat.org_code for chat in services.settings.BULLETIN_CHATS if chat.chat_id == chat_id]
-
-    def work(session: Session) -> tuple[str, ...] | None:
-        if not codes:
-            return ()
-        return org_scope(session, codes)
-
-    return work
+    if not codes:
+        return ()
+    return org_scope(session, codes)
 
 
-@command(in_groups=True)
-async def ledger(update: Update, context: Context, who: Who) -> None:
-    """Count the scope's items by status and light, with the on-time rate."""
+def _ledger_read(session: Session, update: Update, context: Context, who: Who) -> str:
     services = context.services
-    text = _org_text(context)
     chat = update.effective_chat
-    in_group = is_group(update)
-    group_paths: tuple[str, ...] | None = ()
-    if in_group:
+    if is_group(update):
         assert chat is not None
         # A work chat answers for the org it is configured for, whoever asks.
-        group_paths = await services.db(_chat_scope(services, chat.id))
-        if group_paths == ():
-            await reply(update, t(who.lang, "chat_no_scope"))
-            return
+        paths = _chat_scope(session, services, chat.id)
+        if paths == ():
+            return t(who.lang, "chat_no_scope")
+    else:
+        paths = reader_scope(who.actor)
+    scope = _scope(session, paths, _org_text(context))
+    counts = ledger_counts(
+        session, scope=scope.paths, facts=services.facts(session), zone=services.settings.zone
+    )
+    return ledger_text(who.lang, scope, counts)
 
-    def work(session: Session) -> str:
-        paths = group_paths if in_group else reader_scope(who.actor)
-        scope = _scope(session, paths, text)
-        counts = ledger_counts(
-            session, scope=scope.paths, facts=services.facts(session), zone=services.settings.zone
-        )
-        return ledger_text(who.lang, scope, counts)
 
-    await reply(update, await services.db(work))
+@reading(_ledger_read, in_groups=True)
+async def ledger(update: Update, context: Context, who: Who, text: str) -> None:
+    """Count the scope's items by status and light, with the on-time rate."""
+    await reply(update, text)
 
 
 @command()

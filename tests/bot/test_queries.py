@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 from openpyxl import load_workbook  # type: ignore[import-untyped]
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 from bot import callbacks
@@ -246,6 +246,29 @@ async def test_ledger_counts_statuses_lights_and_the_on_time_rate_for_a_scope(
     assert "东关社区党支部" in leader.text and "共 1 项" in leader.text
     outside = await _ask(client, people, "M005", "/ledger B03")
     assert "找不到组织" in outside.text
+
+
+async def test_a_read_command_is_looked_up_and_read_in_one_transaction(
+    app: BotApplication,
+    client: SandboxClient,
+    people: People,
+    engine: Engine,
+    frozen_clock: FrozenClock,
+) -> None:
+    _new(engine, people, "B01", date(2026, 3, 20))
+    commits: list[object] = []
+
+    def count(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(engine, "commit", count)
+    try:
+        reply = await _ask(client, people, "M005", "/ledger")
+        await asyncio.sleep(RECORD_POLL_INTERVAL)  # a second transaction would be done by now
+    finally:
+        event.remove(engine, "commit", count)
+    assert "共 1 项" in reply.text
+    assert len(commits) == 1
 
 
 async def test_ledger_in_a_configured_group_chat_answers_for_its_org(
