@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from math import ceil
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, exists, false, or_
+from sqlalchemy import Select, and_, case, exists, false, or_
 from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -99,13 +99,29 @@ def _urgent_order(statement: SelectOfScalar[Item]) -> SelectOfScalar[Item]:
 def _paginate(
     session: Session, statement: SelectOfScalar[Item], page: int, per_page: int
 ) -> ItemPage:
-    total = session.exec(
-        select(func.count()).select_from(statement.order_by(None).subquery())
-    ).one()
+    # The page and the total in one statement (a window count over the whole
+    # match): asked on every /my. Only a page past the end comes back empty
+    # with things to show; the total is then counted, and the last page read.
+    page = max(page, 0)
+    rows = session.execute(_counted(statement, page, per_page)).all()
+    if rows:
+        total = rows[0][1]
+    elif page == 0:
+        total = 0
+    else:
+        total = session.exec(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        ).one()
     pages = max(1, ceil(total / per_page))
-    page = min(max(page, 0), pages - 1)
-    items = list(session.exec(statement.offset(page * per_page).limit(per_page)).all())
-    return ItemPage(items=items, page=page, pages=pages, total=total)
+    if page > pages - 1:
+        page = pages - 1
+        rows = session.execute(_counted(statement, page, per_page)).all()
+    return ItemPage(items=[item for item, _ in rows], page=page, pages=pages, total=total)
+
+
+def _counted(statement: SelectOfScalar[Item], page: int, per_page: int) -> Select[Item, int]:
+    counted = statement.add_columns(func.count().over().label("total"))
+    return counted.offset(page * per_page).limit(per_page)
 
 
 def _role_paths(actor: Actor, role: str) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 from models.clock import FrozenClock
@@ -310,6 +310,27 @@ def test_pages_hold_a_fixed_number_and_a_page_past_the_end_shows_the_last(
     assert (first.total, first.pages, first.page) == (25, 3, 0)
     assert [item.number for item in first.items] == numbers[:10]
     assert last.page == 2 and [item.number for item in last.items] == numbers[20:]
+
+
+def test_a_page_and_its_total_are_read_in_one_statement(
+    engine: Engine, district: District, frozen_clock: FrozenClock
+) -> None:
+    for _ in range(12):
+        _new(engine, district, "B01", date(2026, 3, 20))
+    statements: list[str] = []
+
+    def note(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    with Session(engine) as session:
+        actor = actor_for(session, district.members["M005"])
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            second = my_items(session, actor, page=1)
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
+    assert (second.total, second.pages, second.page, len(second.items)) == (12, 2, 1, 2)
+    assert len(statements) == 1
 
 
 def test_a_chats_scope_comes_from_its_org_codes(engine: Engine, district: District) -> None:
