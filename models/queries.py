@@ -461,9 +461,10 @@ def item_details(
     requests = session.exec(
         select(func.count()).select_from(Extension).where(col(Extension.item_number) == number)
     ).one()
+    steps = milestones_of(session, [number])
     return ItemDetails(
-        summary=summarize(session, item, facts, reader=actor),
-        milestones=milestones_of(session, [number]).get(number, []),
+        summary=summarize(session, item, facts, reader=actor, milestones=steps),
+        milestones=steps.get(number, []),
         extension_requests=requests,
         history=history(session, number, limit=events),
     )

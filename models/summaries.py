@@ -7,7 +7,7 @@ render these the same way (bot/cards.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -92,25 +92,43 @@ _PENDING_EXTENSIONS_OF_ITEMS = select(Extension).where(
 
 
 def summarize(
-    session: Session, item: Item, facts: Facts, *, reader: Actor | None = None
+    session: Session,
+    item: Item,
+    facts: Facts,
+    *,
+    reader: Actor | None = None,
+    milestones: Mapping[int, Sequence[Milestone]] | None = None,
 ) -> ItemSummary:
     """The summary of one item; `actions` are the buttons `reader` may press."""
-    return summarize_many(session, [item], facts, reader=reader)[0]
+    return summarize_many(session, [item], facts, reader=reader, milestones=milestones)[0]
 
 
 def summarize_many(
-    session: Session, items: Sequence[Item], facts: Facts, *, reader: Actor | None = None
+    session: Session,
+    items: Sequence[Item],
+    facts: Facts,
+    *,
+    reader: Actor | None = None,
+    milestones: Mapping[int, Sequence[Milestone]] | None = None,
 ) -> list[ItemSummary]:
-    """Summaries of several items with a fixed number of queries, whatever their count."""
-    return summarize_for(session, [(item, reader) for item in items], facts)
+    """Summaries of several items with a fixed number of queries, whatever their count.
+
+    `milestones`: the items' roadmap steps by number, when the caller has read
+    them already (an item's details show them); otherwise they are read here.
+    """
+    return summarize_for(session, [(item, reader) for item in items], facts, milestones=milestones)
 
 
 def summarize_for(
-    session: Session, wanted: Sequence[tuple[Item, Actor | None]], facts: Facts
+    session: Session,
+    wanted: Sequence[tuple[Item, Actor | None]],
+    facts: Facts,
+    *,
+    milestones: Mapping[int, Sequence[Milestone]] | None = None,
 ) -> list[ItemSummary]:
     """Summaries of items, each for its reader (`actions`: the buttons that reader
     may press; none for None), with a fixed number of queries: a delivery job
-    renders many members' messages at once."""
+    renders many members' messages at once. `milestones` as in `summarize_many`."""
     if not wanted:
         return []
     numbers = {"numbers": sorted({item.number for item, _ in wanted if item.number is not None})}
@@ -120,9 +138,15 @@ def summarize_for(
             _FACTS_OF_ITEMS, numbers
         ).all()
     }
-    steps: dict[int, list[Step]] = {}
-    for row in session.exec(_MILESTONES_OF_ITEMS, params=numbers):
-        steps.setdefault(row.item_number, []).append(Step(row.due_date, row.done_at is not None))
+    if milestones is None:
+        read: dict[int, list[Milestone]] = {}
+        for row in session.exec(_MILESTONES_OF_ITEMS, params=numbers):
+            read.setdefault(row.item_number, []).append(row)
+        milestones = read
+    steps = {
+        number: [Step(row.due_date, row.done_at is not None) for row in rows]
+        for number, rows in milestones.items()
+    }
     pending = {
         row.item_number: row for row in session.exec(_PENDING_EXTENSIONS_OF_ITEMS, params=numbers)
     }
