@@ -100,6 +100,7 @@ async def test_text_and_buttons_arrive_as_sent(
     record = botapi.client.last(ALICE_ID)
     assert record is not None
     assert record.text == "#7 会议记录不全 = 50% ✓"
+    assert record.reply_markup == markup.to_dict()
     sent = await bot.get_updates()  # getUpdates goes through the other request
     assert sent == ()
 
