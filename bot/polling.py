@@ -13,7 +13,8 @@ sends back, on every getUpdates, the updates at or after the offset, so those
 still in hand come again and are skipped here (`Inbox.take`), before they are
 parsed: in a burst each update came back several times, and parsing it into
 PTB's objects each time cost a quarter of the bot's CPU. While any are in hand
-the loop asks again every `BUSY_POLL_INTERVAL` instead of long-polling.
+the loop asks again every `BUSY_POLL_INTERVAL` instead of long-polling, and
+not at all while they fill a whole batch (`Inbox.full`: nothing new could come).
 
 Duplicates are bounded: an update is handled twice only if the process died
 while it was in hand (fetched, not yet finished, or finished but not yet
@@ -93,6 +94,18 @@ class Inbox:
             return min(self.in_hand)
         return self.next_id
 
+    def full(self) -> bool:
+        """Whether a getUpdates now could bring only updates taken already.
+
+        Telegram answers with the `BATCH_LIMIT` oldest from the offset on, and
+        update ids follow each other: while the ids from the oldest in hand to
+        the newest taken fill a batch, asking again costs CPU and brings nothing.
+        """
+        offset = self.offset()
+        return (
+            offset is not None and self.next_id is not None and self.next_id - offset >= BATCH_LIMIT
+        )
+
     def take(self, update_ids: Iterable[int]) -> list[int]:
         """The update ids not seen before, in order, now counted in hand."""
         fresh = sorted(i for i in update_ids if self.next_id is None or i >= self.next_id)
@@ -156,6 +169,8 @@ class Poller:
             if not self.inbox.idle.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.inbox.idle.wait(), BUSY_POLL_INTERVAL)
+                if self.inbox.full():
+                    continue
             found = await self._retrying(stop, self._get_updates)
             raw = {update["update_id"]: update for update in found}
             for update_id in self.inbox.take(raw):

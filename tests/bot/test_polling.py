@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from telegram.error import EndPointNotFound, InvalidToken
 
 from bot.app import build_application
-from bot.polling import Inbox, Poller
+from bot.polling import BATCH_LIMIT, Inbox, Poller
 from bot.services import BotApplication
 from sandbox.botapi import BotApiServer, SandboxClient
 from settings import Settings
@@ -29,6 +29,17 @@ def test_the_offset_is_the_oldest_update_still_in_hand() -> None:
     assert inbox.offset() == 7
     inbox.finish(first)
     assert inbox.offset() == 10
+
+
+def test_the_inbox_is_full_while_the_updates_from_the_oldest_in_hand_fill_a_batch() -> None:
+    inbox = Inbox()
+    taken = inbox.take(range(1, BATCH_LIMIT + 1))
+    assert inbox.full()
+    for update_id in taken[1:]:
+        inbox.finish(update_id)
+    assert inbox.full()  # the oldest still pins the offset: the same batch would come
+    inbox.finish(taken[0])
+    assert not inbox.full()
 
 
 def test_nothing_taken_yet_leaves_the_offset_to_telegram() -> None:
