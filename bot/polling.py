@@ -11,10 +11,11 @@ One chat's (and one person's) updates are handled one after another, in
 update_id order; updates of other chats and people run alongside. Telegram
 sends back, on every getUpdates, the updates at or after the offset, so those
 still in hand come again and are skipped here (`Inbox.take`), before they are
-parsed: in a burst each update came back several times, and parsing it into
-PTB's objects each time cost a quarter of the bot's CPU. While any are in hand
-the loop asks again every `BUSY_POLL_INTERVAL` instead of long-polling, and
-not at all while they fill a whole batch (`Inbox.full`: nothing new could come).
+parsed: in a burst each update comes back several times, and turning it into
+PTB's objects each time was the largest cost after the database. While any
+are in hand the loop asks again every `BUSY_POLL_INTERVAL` instead of
+long-polling, and not at all while they fill a whole batch (`Inbox.full`:
+nothing new could come).
 
 Duplicates are bounded: an update is handled twice only if the process died
 while it was in hand (fetched, not yet finished, or finished but not yet
