@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from math import ceil
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, case, exists, false, or_
+from sqlalchemy import Select, and_, bindparam, case, exists, false, or_
 from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -411,7 +411,11 @@ def visible_item(session: Session, actor: Actor, number: int) -> Item:
     #N exists — numbers are global, so probing them would map other units'
     problems. The reader loses nothing: they could not act on it anyway.
     """
-    item = session.get(Item, number)
+    return _seen_by(session, actor, number, session.get(Item, number))
+
+
+def _seen_by(session: Session, actor: Actor, number: int, item: Item | None) -> Item:
+    # visible_item's rule, for an item the caller has read (or found missing).
     if item is None or not can_view(actor, view_of(session, item)):
         raise InputRefused("unknown_item", {"number": number})
     return item
@@ -446,6 +450,22 @@ def history(session: Session, number: int, *, limit: int = HISTORY_SHOWN) -> lis
     ]
 
 
+#: An item, its org (loaded with it, so the scope check reads no more) and the
+#: count of its extension requests: one statement, built once, for /item.
+_ITEM_WITH_ORG = (
+    select(
+        Item,
+        Org,
+        select(func.count())
+        .select_from(Extension)
+        .where(col(Extension.item_number) == col(Item.number))
+        .scalar_subquery(),
+    )
+    .join(Org, col(Org.id) == col(Item.org_id))
+    .where(col(Item.number) == bindparam("number"))
+)
+
+
 def item_details(
     session: Session, actor: Actor, number: int, facts: Facts, *, events: int = HISTORY_SHOWN
 ) -> ItemDetails:
@@ -453,10 +473,9 @@ def item_details(
 
     Raises InputRefused `unknown_item` for a missing or out-of-scope number alike.
     """
-    item = visible_item(session, actor, number)
-    requests = session.exec(
-        select(func.count()).select_from(Extension).where(col(Extension.item_number) == number)
-    ).one()
+    found = session.exec(_ITEM_WITH_ORG, params={"number": number}).first()
+    item = _seen_by(session, actor, number, found[0] if found else None)
+    requests = found[2] if found else 0
     steps = milestones_of(session, [number])
     return ItemDetails(
         summary=summarize(session, item, facts, reader=actor, milestones=steps),

@@ -333,6 +333,32 @@ def test_a_page_and_its_total_are_read_in_one_statement(
     assert len(statements) == 1
 
 
+def test_an_items_details_take_five_statements_whatever_it_holds(
+    engine: Engine, district: District, frozen_clock: FrozenClock
+) -> None:
+    number = _new(engine, district, "B01", date(2026, 3, 20))
+    with transaction(engine) as session:
+        secretary = actor_for(session, district.members["M005"])
+        add_milestone(session, secretary, number, "制定整改方案", date(2026, 3, 10))
+        request_extension(session, secretary, number, date(2026, 4, 20), "汛期", today=TODAY)
+    statements: list[str] = []
+
+    def note(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    with Session(engine) as session:
+        actor = actor_for(session, district.members["M005"])
+        facts = _facts(session)
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            details = item_details(session, actor, number, facts)
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
+    assert details.extension_requests == 1 and len(details.milestones) == 1
+    # the item with its org and extension count, roadmap, facts, pending extension, history
+    assert len(statements) == 5
+
+
 def test_a_chats_scope_comes_from_its_org_codes(engine: Engine, district: District) -> None:
     with Session(engine) as session:
         general = district.org(session, "G01")
