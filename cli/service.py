@@ -43,10 +43,6 @@ def serve_bot(settings: Settings, *, enqueue: Callable[[Changes], None] | None =
     from bot.app import build_application
 
     require_token(settings)
-    # Until the bot's loop takes SIGTERM over, it stops the process cleanly too:
-    # SystemExit unwinds through the callers' `finally` (a `closeout run` stops
-    # its worker, pump and scheduler) instead of the default action killing it.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
     application = build_application(settings, context.engine())
     application.bot_data.enqueue = enqueue
     if settings.WEBHOOK_URL:
@@ -67,6 +63,15 @@ def serve_bot(settings: Settings, *, enqueue: Callable[[Changes], None] | None =
 
         log.info("polling %s", settings.TELEGRAM_API_URL)
         serve_polling(application)
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """From now until the bot's loop takes SIGTERM over, SIGTERM stops the process
+    cleanly: SystemExit unwinds through the callers' `finally` (a `closeout run`
+    stops its worker, pump and scheduler) instead of the default action killing
+    it. Called first thing by the commands that serve the bot, since a process
+    manager may stop them while they are still importing and starting."""
+    signal.signal(signal.SIGTERM, _exit_cleanly)
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import threading
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -28,7 +29,7 @@ from rich.table import Table
 from sqlmodel import Session, col, select
 
 from cli import context
-from cli.service import configure_logging, require_token, serve_bot
+from cli.service import configure_logging, exit_cleanly_on_sigterm, require_token, serve_bot
 from models import clock
 from models.tables import Member, Notification
 from settings import Settings
@@ -152,6 +153,7 @@ def run(
     Without REDIS_URL the jobs queue in memory; notifications are rows in the
     database, and the pump enqueues any that a restart left behind.
     """
+    exit_cleanly_on_sigterm()
     from tasks import load_actors
     from tasks.broker import start_embedded_worker
     from tasks.scheduler import start_scheduler
@@ -162,37 +164,38 @@ def run(
     rt = load_actors(settings, engine=context.engine(), namespace=namespace)
     from tasks.delivery import PUMP_INTERVAL, enqueue_changes, pump_once  # declared on rt.broker
 
-    jobs = start_embedded_worker(rt.broker, threads=threads)
-    stop = threading.Event()
+    with ExitStack() as started:  # stopped in reverse, whenever SIGTERM comes
+        started.callback(rt.broker.close)
+        jobs = start_embedded_worker(rt.broker, threads=threads)
+        started.callback(jobs.stop, timeout=STOP_TIMEOUT * 1000)
+        stop = threading.Event()
 
-    def pump_loop() -> None:
-        # The in-memory queue starts empty: every due row is owed a job now.
-        first = settings.REDIS_URL is None
-        while not stop.is_set():
-            try:
-                if first:
-                    pump_once(rt, grace=timedelta(0), fresh_grace=timedelta(0))
-                else:
-                    pump_once(rt)
-                first = False
-            except Exception:  # noqa: BLE001 - the next look tries again
-                log.warning("pump failed", exc_info=True)
-            stop.wait(PUMP_INTERVAL)
+        def pump_loop() -> None:
+            # The in-memory queue starts empty: every due row is owed a job now.
+            first = settings.REDIS_URL is None
+            while not stop.is_set():
+                try:
+                    if first:
+                        pump_once(rt, grace=timedelta(0), fresh_grace=timedelta(0))
+                    else:
+                        pump_once(rt)
+                    first = False
+                except Exception:  # noqa: BLE001 - the next look tries again
+                    log.warning("pump failed", exc_info=True)
+                stop.wait(PUMP_INTERVAL)
 
-    pumper = threading.Thread(target=pump_loop, name="closeout-pump", daemon=True)
-    pumper.start()
-    # The calendar (sweep, bulletins, spot checks, recurring duties, look-backs;
-    # it enqueues `pump` too, which only repeats this process's own look).
-    calendar = start_scheduler(settings, rt.broker, engine=rt.engine, namespace=namespace)
-    log.info("running: bot, %d job threads, scheduler, pump every %.0f s", threads, PUMP_INTERVAL)
-    try:
+        pumper = threading.Thread(target=pump_loop, name="closeout-pump", daemon=True)
+        pumper.start()
+        started.callback(pumper.join, PUMP_INTERVAL + 1)
+        started.callback(stop.set)
+        # The calendar (sweep, bulletins, spot checks, recurring duties, look-backs;
+        # it enqueues `pump` too, which only repeats this process's own look).
+        calendar = start_scheduler(settings, rt.broker, engine=rt.engine, namespace=namespace)
+        started.callback(calendar.stop)
+        log.info(
+            "running: bot, %d job threads, scheduler, pump every %.0f s", threads, PUMP_INTERVAL
+        )
         serve_bot(settings, enqueue=enqueue_changes)
-    finally:
-        stop.set()
-        calendar.stop()
-        pumper.join(PUMP_INTERVAL + 1)
-        jobs.stop(timeout=STOP_TIMEOUT * 1000)
-        rt.broker.close()
 
 
 def bot(namespace: NamespaceOption = None) -> None:
@@ -201,6 +204,7 @@ def bot(namespace: NamespaceOption = None) -> None:
     With REDIS_URL, pushes a change owes are enqueued for `closeout worker`
     at once; without it, run `closeout run` instead (or the pump delivers them).
     """
+    exit_cleanly_on_sigterm()
     settings = context.settings()
     configure_logging()
     enqueue = None
