@@ -11,13 +11,14 @@ process on every host shares them and together they cannot exceed a window.
 Without Redis (`closeout run`, one process) they live in memory behind a lock.
 
 `try_acquire(chat_id)` takes a slot in all three windows or none, and says how
-long to wait otherwise; `peek(chat_id)` only says how long. `acquire(chat_id,
-max_wait=…)` reserves the first slot within `max_wait` (a busy overall window
-frees one within milliseconds) and sleeps until it, or gives up past
-`max_wait`, returning the wait: the delivery job then puts the message back on
-the queue with that delay instead of holding a worker thread for a chat's
-second or a group's minute. The job peeks before it claims and renders, and
-takes the slot right before the Bot API call.
+long to wait otherwise; `peek(chat_id)` says how long the chat's own windows
+hold it. `acquire(chat_id, max_wait=…)` reserves the first slot, waiting its
+turn in the overall window (up to MAX_QUEUE) and at most `max_wait` for the
+chat's own windows, and sleeps until it; past `max_wait` it takes nothing and
+returns the wait: the delivery job then puts the message back on the queue
+with that delay instead of holding a worker thread for a chat's second or a
+group's minute. The job peeks before it claims and renders, and takes the slot
+right before the Bot API call.
 
 A reserved slot is the window's next one, counted from the last slot taken,
 not from when its thread wakes: a thread that wakes late sends late, but the
