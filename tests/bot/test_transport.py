@@ -11,16 +11,10 @@ import telegram
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.transport import AiohttpRequest
-from sandbox.botapi import BotApiServer, Limits, User
+from sandbox.botapi import BotApiServer, User
 from tests.sandbox.support import ALICE_ID, seconds
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
-
-
-@pytest.fixture
-async def botapi() -> AsyncIterator[BotApiServer]:
-    async with BotApiServer(limits=Limits(enabled=False)) as server:
-        yield server
 
 
 @pytest.fixture
