@@ -164,9 +164,14 @@ class Recipient:
 
 def recipient_of(session: Session, row: Notification, default_lang: str) -> Recipient:
     """The row's recipient: its member (chat, language, digest) or its chat."""
+    member = session.get(Member, row.recipient_id) if row.recipient_id is not None else None
+    return _recipient(row, member, default_lang)
+
+
+def _recipient(row: Notification, member: Member | None, default_lang: str) -> Recipient:
+    # `member`: the row's recipient, read by the caller (None: missing, or a chat's row).
     if row.recipient_id is None:
         return Recipient(chat_id=row.chat_id, lang=default_lang)
-    member = session.get(Member, row.recipient_id)
     if member is None:
         return Recipient(None, default_lang, row.recipient_id, problem="no such member")
     recipient = Recipient(
@@ -391,20 +396,22 @@ def claim_many(
         )
     }
     member_ids = [value for kind, value in own_of if kind == "member"]
-    # Held, so the session's identity map (weak references) keeps them for recipient_of.
-    members = session.exec(select(Member).where(col(Member.id).in_(member_ids))).all()
+    members = {
+        member.id: member
+        for member in session.exec(select(Member).where(col(Member.id).in_(member_ids)))
+    }
     # Asked once the rows are ours: a claim that held them before us is in the past.
     now = clock.now()
     ready: dict[RecipientKey, tuple[Notification, Recipient]] = {}
     for key, notification_id in own_of.items():
         row = owns.get(notification_id)
-        outcome = _own_outcome(session, row, rules, lease, budget, now)
+        member = members.get(row.recipient_id) if row is not None else None
+        outcome = _own_outcome(session, row, member, rules, lease, budget, now)
         if isinstance(outcome, Recipient):
             assert row is not None
             ready[key] = (row, outcome)
         else:
             outcomes.append((notification_id, outcome))
-    del members
     if busy is not None and ready:
         keys = list(ready)
         waits = busy([ready[key][1].chat_id or 0 for key in keys])
@@ -458,6 +465,7 @@ _ROWS = select(Notification).where(col(Notification.id).in_(bindparam("ids", exp
 def _own_outcome(
     session: Session,
     row: Notification | None,
+    member: Member | None,
     rules: Rules,
     lease: timedelta,
     budget: timedelta,
@@ -469,7 +477,7 @@ def _own_outcome(
     if row.not_before is not None and row.not_before > now:
         lease_end = now + budget + lease * (1 + len(attachment_ids(row)))
         return Later(row.not_before, lease_end=lease_end)
-    recipient = recipient_of(session, row, rules.language)
+    recipient = _recipient(row, member, rules.language)
     if recipient.problem is not None or recipient.chat_id is None:
         reason = recipient.problem or "no chat to send to"
         _fail(row, reason)

@@ -115,8 +115,9 @@ def render_many(
     }
     # Held, so the session's identity map (weak references) keeps them for the
     # summaries' permission views (view_of).
-    orgs = session.exec(select(Org).where(col(Org.id).in_({i.org_id for i in items.values()})))
-    held = orgs.all()
+    _held = session.exec(
+        select(Org).where(col(Org.id).in_({i.org_id for i in items.values()}))
+    ).all()
     readers = actors_for(
         session, sorted({r.member_id for _, r in messages if r.member_id is not None})
     )
@@ -135,7 +136,6 @@ def render_many(
         own = dict(zip(mine, summaries[start : start + len(mine)], strict=True))
         start += len(mine)
         pushes.append(_compose(rows, recipient, own))
-    del held
     return pushes
 
 
