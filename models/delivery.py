@@ -633,6 +633,18 @@ def lost_rows(
     ]
 
 
+def owed_by(session: Session, moment: datetime) -> bool:
+    """Whether a pending row may go by `moment`: its `not_before` is unset or not
+    after it (a row held for later — a lease, a retry_after, the digest hour — is not)."""
+    nb = col(Notification.not_before)
+    found = session.exec(
+        select(Notification.id)
+        .where(Notification.status == PENDING, or_(nb.is_(None), nb <= moment))
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def mark_enqueued(session: Session, ids: Sequence[int], *, now: datetime) -> None:
     """The rows' jobs were (are about to be) enqueued now."""
     for start in range(0, len(ids), 500):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,12 +38,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.errors import QueueJoinTimeout
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from models import clock as product_clock
 from models.db import make_engine, transaction, upgrade
+from models.delivery import owed_by
 from models.holidays import load_calendar
 from models.tables import Meta
 from models.workdays import WorkCalendar
@@ -74,7 +75,12 @@ PER_CHAT_BURST = 20  # messages
 #: Worker threads of the in-process job worker.
 JOB_THREADS = 4
 #: Longest wait for the deliveries a firing owed before time moves on.
-SETTLE_TIMEOUT = 15_000  # ms
+SETTLE_TIMEOUT = 15.0  # seconds
+#: A pending row that may go this soon counts as owed now (a chat's flood window
+#: defers by a second or so).
+SETTLE_HORIZON = timedelta(seconds=5)
+#: Seconds between two looks while settling.
+SETTLE_POLL = 0.05  # seconds
 #: Seconds a getUpdates call of the bot waits for an update.
 POLL_TIMEOUT = 10  # seconds
 #: Seconds the web server lets open requests (long polls) finish on stop.
@@ -226,10 +232,8 @@ class Sandbox:
             broker.get_actor(entry.actor_name)(*entry.args, **entry.kwargs)
 
         def settle() -> None:
-            try:
-                broker.join(DELIVERY_QUEUE, timeout=SETTLE_TIMEOUT, fail_fast=False)
-            except QueueJoinTimeout:
-                log.info("sandbox: deliveries still on their way after %d ms", SETTLE_TIMEOUT)
+            if not settle_deliveries(broker, engine, timeout=SETTLE_TIMEOUT):
+                log.info("sandbox: deliveries still on their way after %.0f s", SETTLE_TIMEOUT)
 
         def pump() -> None:
             # Rows nobody enqueued (a bulletin's, an import's) go at once.
@@ -319,6 +323,31 @@ def _check_free(port: int) -> None:
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does
         probe.bind((LOOPBACK, port))
+
+
+def settle_deliveries(broker: StubBroker, engine: Engine, *, timeout: float) -> bool:
+    """Wait until what is owed by now has left: the delivery queue is empty and no
+    pending row may go within SETTLE_HORIZON. False if that took over `timeout` s.
+
+    Not `broker.join`: it also waits for the jobs the queue holds for later (a
+    lease's end, a retry_after, a job enqueued for a row another job then sent),
+    and each of those waits out its delay in real time, however far the clock
+    has moved.
+    """
+    deliveries = broker.queues[DELIVERY_QUEUE]
+    deadline = time.monotonic() + timeout
+
+    def busy() -> bool:
+        if deliveries.unfinished_tasks:
+            return True
+        with Session(engine) as session:
+            return owed_by(session, product_clock.now() + SETTLE_HORIZON)
+
+    while busy():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(SETTLE_POLL)
+    return True
 
 
 def _remembered_clock(engine: Engine) -> datetime | None:
