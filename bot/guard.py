@@ -100,9 +100,11 @@ def lookup(session: Session, telegram_user_id: int, default_lang: str) -> Who | 
 
 
 async def who_is(context: Context, telegram_user_id: int) -> Who | None:
-    """The bound member for a Telegram user, or None; one transaction of its own."""
+    """The bound member for a Telegram user, or None; one read-only transaction of its own."""
     default = context.services.settings.LANGUAGE
-    return await context.services.db(lambda session: lookup(session, telegram_user_id, default))
+    return await context.services.db(
+        lambda session: lookup(session, telegram_user_id, default), read_only=True
+    )
 
 
 def guess_lang(update: Update, default: str) -> str:
@@ -186,7 +188,7 @@ def _guarded(
             except Refused as refused:  # answered below; the look-up stands
                 return who, refused
 
-        who, result = await context.services.db(work)
+        who, result = await context.services.db(work, read_only=True)
         if who is None:
             if is_group(update):
                 return  # strangers in a work chat get silence, not a lecture

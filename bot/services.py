@@ -1,8 +1,8 @@
 """What handlers reach through `context.bot_data`: the database and settings.
 
-Typed (STYLE: context_types instead of string keys). Database work runs in a
-worker thread, one transaction per call, so the event loop keeps serving
-other updates while SQLite or PostgreSQL answers. When `enqueue` is set
+Typed (STYLE: context_types instead of string keys). Database work runs on
+one of DB_THREADS worker threads, one transaction per call, so the event loop
+keeps serving other updates while SQLite or PostgreSQL answers. When `enqueue` is set
 (`closeout run`, `closeout bot`), what a transaction owed the outbox is handed
 to it after commit, so pushes leave within seconds (DESIGN "One write path").
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,6 +32,12 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
+#: Threads that run the bot's database work. Few: the work is mostly Python
+#: (SQLAlchemy, the summaries), so more threads only fight over the GIL. With
+#: asyncio's default six, one process answered 206–210 reads/s on SQLite and 167
+#: on PostgreSQL; with two, 262 and 186 (bench/bot_throughput.py).
+DB_THREADS = 2
+
 
 @dataclass
 class Services:
@@ -41,13 +48,20 @@ class Services:
     enqueue: Callable[[Changes], None] | None = None
     #: This process's working-day calendar, rebuilt when an admin imports holidays.
     calendars: CalendarCache = field(default_factory=CalendarCache)
+    _threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(DB_THREADS, thread_name_prefix="bot-db"),
+        repr=False,
+    )
 
-    async def db(self, work: Callable[[Session], T]) -> T:
-        """Run `work(session)` in one transaction on a worker thread; commit if it returns."""
+    async def db(self, work: Callable[[Session], T], *, read_only: bool = False) -> T:
+        """Run `work(session)` in one transaction on a worker thread; commit if it returns.
+
+        `read_only`: `work` only reads (models.db.transaction).
+        """
 
         def run() -> T:
             changes = None
-            with transaction(self.engine) as session:
+            with transaction(self.engine, read_only=read_only) as session:
                 watch = OutboxWatch(session) if self.enqueue else None
                 result = work(session)
                 if watch is not None:
@@ -59,7 +73,7 @@ class Services:
                     log.warning("could not enqueue %r; the pump will", changes, exc_info=True)
             return result
 
-        return await asyncio.to_thread(run)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, run)
 
     def facts(self, session: Session) -> Facts:
         """Today in the deployment's zone, the working-day calendar and the warning window."""

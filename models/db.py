@@ -32,13 +32,24 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         # Take the write lock at BEGIN, so read-then-write transactions (the
-        # event chain) cannot interleave between two processes.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # event chain) cannot interleave between two processes; a transaction
+        # that only reads (`transaction(..., read_only=True)`) takes none, so
+        # readers do not queue behind each other or behind a writer (WAL).
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     # Up to POOL_SIZE connections are kept: past QueuePool's default 5, a worker's
     # eight threads (or the bot's) opened and closed an overflow connection on
     # nearly every transaction.
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=POOL_SIZE)
+
+
+#: The execution option that marks a read-only transaction (see `transaction`).
+READ_ONLY = "closeout_read_only"
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -52,12 +63,15 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 
 @contextmanager
-def transaction(bind: Engine | Connection) -> Iterator[Session]:
+def transaction(bind: Engine | Connection, *, read_only: bool = False) -> Iterator[Session]:
     """A session whose work is committed once at the end, or rolled back on error.
 
     On a Connection (not in a transaction): a transaction of its own on it, so
-    a job that runs several keeps one connection checked out.
+    a job that runs several keeps one connection checked out. `read_only` (on an
+    Engine): the work only reads; on SQLite it begins without taking the write lock.
     """
+    if read_only and isinstance(bind, Engine):
+        bind = bind.execution_options(**{READ_ONLY: True})  # shares the engine's pool
     with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
