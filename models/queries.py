@@ -24,14 +24,16 @@ Definitions the replies rely on:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from math import ceil
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, bindparam, case, exists, false, or_
-from sqlalchemy.sql.elements import ColumnElement, Label
+from sqlalchemy import CompoundSelect, Select, and_, bindparam, case, exists, false, or_, union
+from sqlalchemy.sql.elements import BindParameter, ColumnElement, Label
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -77,7 +79,7 @@ class ItemPage:
     total: int
 
 
-def _under(paths: Sequence[str]) -> ColumnElement[bool]:
+def _under(paths: Sequence[str | BindParameter[str]]) -> ColumnElement[bool]:
     # Org.path under any of the prefixes; nothing at all for no prefix.
     if not paths:
         return false()
@@ -97,25 +99,31 @@ def _urgent_order(statement: SelectOfScalar[Item]) -> SelectOfScalar[Item]:
 
 
 def _paginate(
-    session: Session, statement: SelectOfScalar[Item], page: int, per_page: int
+    session: Session,
+    statement: SelectOfScalar[Item],
+    page: int,
+    per_page: int,
+    params: Mapping[str, Any] | None = None,
 ) -> ItemPage:
     # The page and the total in one statement (a window count over the whole
     # match): asked on every /my. Only a page past the end comes back empty
     # with things to show; the total is then counted, and the last page read.
+    # `params`: values for the statement's bound parameters.
     page = max(page, 0)
-    rows = session.execute(_counted(statement, page, per_page)).all()
+    values = dict(params or {})
+    rows = session.execute(_counted(statement, page, per_page), values).all()
     if rows:
         total = rows[0][1]
     elif page == 0:
         total = 0
     else:
-        total = session.exec(
-            select(func.count()).select_from(statement.order_by(None).subquery())
-        ).one()
+        total = session.execute(
+            select(func.count()).select_from(statement.order_by(None).subquery()), values
+        ).scalar_one()
     pages = max(1, ceil(total / per_page))
     if page > pages - 1:
         page = pages - 1
-        rows = session.execute(_counted(statement, page, per_page)).all()
+        rows = session.execute(_counted(statement, page, per_page), values).all()
     return ItemPage(items=[item for item, _ in rows], page=page, pages=pages, total=total)
 
 
@@ -132,28 +140,50 @@ def _role_paths(actor: Actor, role: str) -> tuple[str, ...]:
     return (actor.org_path,) if role == LEADER else actor.group_paths
 
 
-def _waiting_for(actor: Actor) -> ColumnElement[bool]:
-    # The rules are in `my_items`' docstring.
-    me = actor.member_id
-    wanted: list[ColumnElement[bool]] = [col(Item.responsible_id) == me]
-    inspecting = _role_paths(actor, INSPECTOR)
+@functools.lru_cache(maxsize=256)
+def _waiting_for(inspecting: int, deciding: int) -> ColumnElement[bool]:
+    # The rules are in `my_items`' docstring, for an actor inspecting under
+    # `inspecting` org paths and deciding extensions under `deciding` (bound as
+    # `me`, `inspect_0`…, `decide_0`…: see `_waiting_params`). Each rule is its
+    # own sub-select of item numbers, so the database reaches each by an index
+    # (responsible person, status, pending extension) instead of testing the
+    # rules' OR on every item of the ledger; built once per shape, since
+    # building it cost more than running it.
+    me: BindParameter[int] = bindparam("me")
+    wanted = [select(Item.number).where(col(Item.responsible_id) == me)]
     if inspecting:
         wanted.append(
-            and_(
+            select(Item.number)
+            .join(Org, col(Org.id) == col(Item.org_id))
+            .where(
                 col(Item.status) == "submitted",
                 or_(col(Item.submitted_by_id).is_(None), col(Item.submitted_by_id) != me),
-                _under(inspecting),
+                _under([bindparam(f"inspect_{n}") for n in range(inspecting)]),
             )
         )
-    deciding = (*inspecting, *_role_paths(actor, LEADER))
     if deciding:
-        pending = exists().where(
-            col(Extension.item_number) == col(Item.number),
-            col(Extension.approved).is_(None),
-            col(Extension.requested_by_id) != me,
+        wanted.append(
+            select(col(Extension.item_number))
+            .join(Item, col(Item.number) == col(Extension.item_number))
+            .join(Org, col(Org.id) == col(Item.org_id))
+            .where(
+                col(Extension.approved).is_(None),
+                col(Extension.requested_by_id) != me,
+                _under([bindparam(f"decide_{n}") for n in range(deciding)]),
+            )
         )
-        wanted.append(and_(pending, _under(deciding)))
-    return and_(col(Item.status).not_in(FINISHED), or_(*wanted))
+    numbers: CompoundSelect[tuple[int]] = union(*(part.correlate(None) for part in wanted))
+    return and_(col(Item.status).not_in(FINISHED), col(Item.number).in_(numbers))
+
+
+def _waiting_params(actor: Actor) -> tuple[tuple[int, int], dict[str, Any]]:
+    # `_waiting_for`'s shape and its bound values for `actor`.
+    inspecting = _role_paths(actor, INSPECTOR)
+    deciding = (*inspecting, *_role_paths(actor, LEADER))
+    params: dict[str, Any] = {"me": actor.member_id}
+    params.update((f"inspect_{n}", path) for n, path in enumerate(inspecting))
+    params.update((f"decide_{n}", path) for n, path in enumerate(deciding))
+    return (len(inspecting), len(deciding)), params
 
 
 def my_items(
@@ -170,8 +200,9 @@ def my_items(
     An admin's list holds only their own items: an admin may verify anything,
     but the inspectors of the scope are the ones who are asked to.
     """
-    statement = select(Item).join(Org, col(Org.id) == col(Item.org_id)).where(_waiting_for(actor))
-    return _paginate(session, _urgent_order(statement), page, per_page)
+    shape, params = _waiting_params(actor)
+    statement = select(Item).where(_waiting_for(*shape))
+    return _paginate(session, _urgent_order(statement), page, per_page, params)
 
 
 def overdue_items(
