@@ -340,7 +340,7 @@ def settle_deliveries(broker: StubBroker, engine: Engine, *, timeout: float) -> 
     def busy() -> bool:
         if deliveries.unfinished_tasks:
             return True
-        with Session(engine) as session:
+        with transaction(engine, read_only=True) as session:
             return owed_by(session, product_clock.now() + SETTLE_HORIZON)
 
     while busy():
