@@ -110,7 +110,7 @@ def _paginate(
     # with things to show; the total is then counted, and the last page read.
     # `params`: values for the statement's bound parameters.
     page = max(page, 0)
-    values = dict(params or {})
+    values = params or {}
     rows = session.execute(_counted(statement, page, per_page), values).all()
     if rows:
         total = rows[0][1]

@@ -28,16 +28,21 @@ TIMEOUT = 5.0  # seconds
 SHORT = 0.3  # seconds
 
 
-@pytest.fixture
-def broker() -> Iterator[StubBroker]:
-    """A broker with a delivery queue and a running worker."""
+def _delivery_broker() -> StubBroker:
+    """A broker with a delivery queue and its `deliver` actor, which does nothing."""
     stub = StubBroker()
-    stub.emit_after("process_boot")
 
     @dramatiq.actor(broker=stub, queue_name=DELIVERY_QUEUE, max_retries=0)
     def deliver(*ids: int) -> None:
         pass
 
+    return stub
+
+
+@pytest.fixture
+def broker() -> Iterator[StubBroker]:
+    """A broker with a delivery queue and a running worker."""
+    stub = _delivery_broker()
     worker = Worker(stub, worker_threads=1, worker_timeout=50)
     worker.start()
     yield stub
@@ -45,8 +50,15 @@ def broker() -> Iterator[StubBroker]:
     stub.close()
 
 
-def _owe(engine: Engine, district: District) -> int:
-    return owe(engine, stage="spotcheck", recipient_id=district.members["M003"], data={"text": "x"})
+def _owe(engine: Engine, district: District, *, not_before: timedelta | None = None) -> int:
+    """A pending row, that may go `not_before` from now (at once if None)."""
+    owed = owe(engine, stage="spotcheck", recipient_id=district.members["M003"], data={"text": "x"})
+    if not_before is not None:
+        with transaction(engine) as session:
+            row = session.get(Notification, owed)
+            assert row is not None
+            row.not_before = clock.now() + not_before
+    return owed
 
 
 def test_settling_leaves_a_job_held_for_later_to_its_time(
@@ -73,11 +85,7 @@ def test_settling_waits_for_a_pending_row_that_may_go_now(
 def test_settling_waits_for_a_row_a_chat_window_defers_by_a_second(
     broker: StubBroker, engine: Engine, district: District, frozen_clock: clock.FrozenClock
 ) -> None:
-    owed = _owe(engine, district)
-    with transaction(engine) as session:
-        row = session.get(Notification, owed)
-        assert row is not None
-        row.not_before = clock.now() + timedelta(seconds=1)
+    _owe(engine, district, not_before=timedelta(seconds=1))
 
     assert not settle_deliveries(broker, engine, timeout=SHORT)
 
@@ -85,11 +93,7 @@ def test_settling_waits_for_a_row_a_chat_window_defers_by_a_second(
 def test_settling_leaves_a_row_held_for_later_to_its_time(
     broker: StubBroker, engine: Engine, district: District, frozen_clock: clock.FrozenClock
 ) -> None:
-    owed = _owe(engine, district)
-    with transaction(engine) as session:
-        row = session.get(Notification, owed)
-        assert row is not None
-        row.not_before = clock.now() + timedelta(minutes=10)  # a 429's retry_after, say
+    _owe(engine, district, not_before=timedelta(minutes=10))  # a 429's retry_after, say
 
     assert settle_deliveries(broker, engine, timeout=TIMEOUT)
 
@@ -97,13 +101,8 @@ def test_settling_leaves_a_row_held_for_later_to_its_time(
 def test_settling_waits_for_a_job_in_the_queue(
     engine: Engine, district: District, frozen_clock: clock.FrozenClock
 ) -> None:
-    stub = StubBroker()
-
-    @dramatiq.actor(broker=stub, queue_name=DELIVERY_QUEUE)
-    def deliver(*ids: int) -> None:
-        pass
-
-    deliver.send(1)  # no worker takes it
+    stub = _delivery_broker()
+    stub.get_actor("deliver").send(1)  # no worker takes it
 
     assert not settle_deliveries(stub, engine, timeout=SHORT)
     stub.close()
