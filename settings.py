@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     MAX_INSPECTIONS_PER_YEAR: int = 2
     BULLETIN_CHATS: Annotated[tuple[BulletinChat, ...], NoDecode] = ()
     INVITE_DAYS: int = 14
+    #: `closeout bot` and `closeout run` keep their threads on one CPU (cli/affinity.py).
+    PIN_CPU: str = "auto"
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -111,6 +113,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("PIN_CPU")
+    @classmethod
+    def _pin_cpu(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("auto", "off") and not value.isdigit():
+            raise ValueError("must be auto, off or a CPU number, e.g. 0")
+        return value
 
     @field_validator("REDIS_URL")
     @classmethod

@@ -65,6 +65,17 @@ def serve_bot(settings: Settings, *, enqueue: Callable[[Changes], None] | None =
         serve_polling(application)
 
 
+def pin_cpu(settings: Settings) -> None:
+    """Keep this process's threads on one CPU, as PIN_CPU says (cli/affinity.py)."""
+    from cli.affinity import pin_process
+
+    try:
+        pin_process(settings.PIN_CPU)
+    except ValueError as exc:
+        print(f"closeout: bad setting PIN_CPU: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def exit_cleanly_on_sigterm() -> None:
     """From now until the bot's loop takes SIGTERM over, SIGTERM stops the process
     cleanly: SystemExit unwinds through the callers' `finally` (a `closeout run`

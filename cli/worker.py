@@ -29,7 +29,13 @@ from rich.table import Table
 from sqlmodel import Session, col, select
 
 from cli import context
-from cli.service import configure_logging, exit_cleanly_on_sigterm, require_token, serve_bot
+from cli.service import (
+    configure_logging,
+    exit_cleanly_on_sigterm,
+    pin_cpu,
+    require_token,
+    serve_bot,
+)
 from models import clock
 from models.tables import Member, Notification
 from settings import Settings
@@ -161,6 +167,7 @@ def run(
     settings = context.settings()
     require_token(settings)
     configure_logging()
+    pin_cpu(settings)
     rt = load_actors(settings, engine=context.engine(), namespace=namespace)
     from tasks.delivery import PUMP_INTERVAL, enqueue_changes, pump_once  # declared on rt.broker
 
@@ -207,6 +214,7 @@ def bot(namespace: NamespaceOption = None) -> None:
     exit_cleanly_on_sigterm()
     settings = context.settings()
     configure_logging()
+    pin_cpu(settings)
     enqueue = None
     if settings.REDIS_URL:
         from tasks import load_actors
