@@ -62,7 +62,8 @@ class Services:
         def run() -> T:
             changes = None
             with transaction(self.engine, read_only=read_only) as session:
-                watch = OutboxWatch(session) if self.enqueue else None
+                # A read owes nothing: no watch, whose listeners cost every update.
+                watch = OutboxWatch(session) if self.enqueue and not read_only else None
                 result = work(session)
                 if watch is not None:
                     changes = watch.seal(session)

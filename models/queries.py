@@ -280,68 +280,87 @@ def grouped_light(facts: Facts, status: str, due: date | None, is_behind: bool) 
     return light(status, due, facts.today, facts.calendar, facts.warn_days, late_step)
 
 
+@functools.lru_cache(maxsize=64)
+def _ledger_statements(
+    paths: int | None,
+) -> tuple[Select[tuple[str, date | None, int]], Select[tuple[str, date | None, int]], Select[Any]]:
+    # `ledger_counts`' three statements for a scope of `paths` org-path prefixes
+    # (bound as `scope_0`…; None: everything), and `today` for the roadmaps.
+    # Built once per shape: building them cost more than the database's work.
+    conditions: list[ColumnElement[bool]] = []
+    if paths is not None:
+        # The scope as its orgs' ids: the database reads the scope's orgs once
+        # and their items by index, instead of every item's org.
+        under = _under([bindparam(f"scope_{n}") for n in range(paths)])
+        conditions.append(col(Item.org_id).in_(select(Org.id).where(under)))
+    # Unfinished, as two inequalities: a NOT IN of a list is expanded per call.
+    unfinished = [col(Item.status) != status for status in FINISHED]
+    late_steps = select(col(Milestone.item_number)).where(
+        col(Milestone.done_at).is_(None), col(Milestone.due_date) < bindparam("today")
+    )
+    groups = (
+        select(col(Item.status), col(Item.due_date), func.count())
+        .where(*conditions)
+        .group_by(col(Item.status), col(Item.due_date))
+    )
+    behind = (
+        select(col(Item.status), col(Item.due_date), func.count())
+        .where(*unfinished, col(Item.number).in_(late_steps), *conditions)
+        .group_by(col(Item.status), col(Item.due_date))
+    )
+    closed = select(col(Item.due_date), col(Item.closed_at)).where(
+        col(Item.status) == "closed",
+        col(Item.due_date).is_not(None),
+        col(Item.closed_at).is_not(None),
+        *conditions,
+    )
+    return groups, behind, closed
+
+
 def ledger_counts(
     session: Session, *, scope: tuple[str, ...] | None, facts: Facts, zone: ZoneInfo
 ) -> LedgerCounts:
     """Counts by status and light, overdue, and the on-time rate of the items
     under `scope` (org-path prefixes; None = everything, () = nothing).
 
-    Three queries whatever the size: statuses by GROUP BY; lights from the
-    unfinished items grouped by (status, due date, behind its roadmap), the
-    last an EXISTS on the milestones, then `models.deadlines.light` per
-    group; and the closed items' (due date, closing time), because the
+    Three queries whatever the size: the items grouped by (status, due date),
+    which gives the statuses and, for the unfinished groups, their lights
+    (`models.deadlines.light` once per group); the unfinished items behind
+    their roadmap, grouped the same way, which turns their share of a group
+    yellow; and the closed items' (due date, closing time), because the
     closing day is local and time zones are not portable SQL.
     """
-    within = _within(scope)
-    # The scope as its orgs' ids: the database reads the scope's orgs once and
-    # their items by index, instead of every item's org (3 ms a /ledger on SQLite).
-    conditions = [] if within is None else [col(Item.org_id).in_(select(Org.id).where(within))]
+    if scope == ():
+        return LedgerCounts(dict.fromkeys(STATUSES, 0), dict.fromkeys(LIGHTS, 0), 0, 0, 0)
+    groups, behind, closed = _ledger_statements(None if scope is None else len(scope))
+    params: dict[str, Any] = {"today": facts.today}
+    params.update((f"scope_{n}", path) for n, path in enumerate(scope or ()))
+    connection = session.connection()  # plain rows: nothing here needs ORM objects
+
     by_status = dict.fromkeys(STATUSES, 0)
-    for status, count in session.exec(
-        select(Item.status, func.count()).where(*conditions).group_by(col(Item.status))
-    ).all():
-        by_status[status] = count
-
-    unfinished = (
-        select(
-            col(Item.status).label("status"),
-            col(Item.due_date).label("due"),
-            behind_roadmap(facts.today),
-        )
-        .where(col(Item.status).not_in(FINISHED), *conditions)
-        .subquery()
-    )
+    unfinished: dict[tuple[str, date | None], int] = {}
+    for status, due, count in connection.execute(groups, params):
+        by_status[status] += count
+        if status not in FINISHED:
+            unfinished[(status, due)] = count
+    late = {(status, due): count for status, due, count in connection.execute(behind, params)}
     by_light = dict.fromkeys(LIGHTS, 0)
-    overdue = 0
-    for status, due, is_behind, count in session.exec(
-        select(unfinished.c.status, unfinished.c.due, unfinished.c.behind, func.count()).group_by(
-            unfinished.c.status, unfinished.c.due, unfinished.c.behind
-        )
-    ).all():
-        colour = grouped_light(facts, status, due, is_behind)
-        if colour is not None:
-            by_light[colour] += count
-        if colour == RED:
-            overdue += count
+    for (status, due), count in unfinished.items():
+        behind_count = late.get((status, due), 0)
+        for is_behind, share in ((True, behind_count), (False, count - behind_count)):
+            colour = grouped_light(facts, status, due, is_behind) if share else None
+            if colour is not None:
+                by_light[colour] += share
 
-    closed = on_time = 0
-    for due, closed_at in session.exec(
-        select(col(Item.due_date), col(Item.closed_at)).where(
-            col(Item.status) == "closed",
-            col(Item.due_date).is_not(None),
-            col(Item.closed_at).is_not(None),
-            *conditions,
-        )
-    ).all():
-        if due is None or closed_at is None:  # excluded by the query
-            continue
-        closed += 1
+    closed_count = on_time = 0
+    for due, closed_at in connection.execute(closed, params):
+        closed_count += 1
         on_time += _local_day(closed_at, zone) <= due
     return LedgerCounts(
         by_status=by_status,
         by_light=by_light,
-        overdue=overdue,
-        closed_with_due=closed,
+        overdue=by_light[RED],
+        closed_with_due=closed_count,
         closed_on_time=on_time,
     )
 

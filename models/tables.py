@@ -123,6 +123,18 @@ class Milestone(SQLModel, table=True):
     due_date: date
     done_at: datetime | None = None
 
+    __table_args__ = (
+        # The steps not done, by date: "behind its roadmap" reads only those
+        # past their date (models.queries.ledger_counts).
+        Index(
+            "ix_milestone_open_due",
+            "due_date",
+            "item_number",
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
+    )
+
 
 class Extension(SQLModel, table=True):
     """A request to move an item's due date (延期), and its decision."""

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, event
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from models.clock import FrozenClock
 from models.db import transaction
@@ -35,6 +35,7 @@ from models.queries import (
     visible_item,
 )
 from models.summaries import Facts
+from models.tables import Milestone, Org
 from tests.support import District
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -207,6 +208,44 @@ def test_ledger_counts_statuses_lights_and_a_roadmap_behind_item(
     assert counts.overdue == 1
     assert (counts.closed_on_time, counts.closed_with_due, counts.on_time_rate) == (1, 1, 1.0)
     assert everything.total == 8 and everything.by_light["red"] == 2 and everything.overdue == 2
+
+
+def test_a_done_step_or_a_finished_item_is_not_behind_its_roadmap(
+    engine: Engine, district: District, frozen_clock: FrozenClock
+) -> None:
+    done_step = _new(engine, district, "B01", date(2026, 3, 31))
+    closed = _new(engine, district, "B01", date(2026, 3, 31))
+    with transaction(engine) as session:
+        secretary = actor_for(session, district.members["M005"])
+        for number in (done_step, closed):
+            add_milestone(session, secretary, number, "制定整改方案", date(2026, 2, 27))
+    with transaction(engine) as session:
+        for step in session.exec(select(Milestone).where(Milestone.item_number == done_step)):
+            step.done_at = frozen_clock()
+            session.add(step)
+    _do(engine, district, "M005", closed, "submit")
+    _do(engine, district, "M003", closed, "verify")
+    with Session(engine) as session:
+        counts = ledger_counts(session, scope=None, facts=_facts(session), zone=ZONE)
+    assert dict(counts.by_light) == {"red": 0, "yellow": 0, "green": 1}
+
+
+def test_a_scope_of_two_subtrees_counts_both_and_an_empty_scope_nothing(
+    engine: Engine, district: District, frozen_clock: FrozenClock
+) -> None:
+    _new(engine, district, "B01", date(2026, 2, 20), by=None)  # red
+    _new(engine, district, "B04", date(2026, 3, 31), by=None)  # green
+    _new(engine, district, "B02", date(2026, 3, 31), by=None)  # outside both
+    with Session(engine) as session:
+        paths = tuple(session.exec(select(Org.path).where(col(Org.code).in_(["B01", "B04"]))).all())
+        both = ledger_counts(session, scope=paths, facts=_facts(session), zone=ZONE)
+        nothing = ledger_counts(session, scope=(), facts=_facts(session), zone=ZONE)
+    assert (both.total, dict(both.by_light), both.overdue) == (
+        2,
+        {"red": 1, "yellow": 0, "green": 1},
+        1,
+    )
+    assert (nothing.total, nothing.overdue, nothing.on_time_rate) == (0, 0, None)
 
 
 def test_the_on_time_rate_counts_the_closing_day_in_local_time(
