@@ -33,6 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import CompoundSelect, Select, and_, bindparam, case, exists, false, or_, union
+from sqlalchemy import select as sa_select
 from sqlalchemy.sql.elements import BindParameter, ColumnElement, Label
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -140,15 +141,14 @@ def _role_paths(actor: Actor, role: str) -> tuple[str, ...]:
     return (actor.org_path,) if role == LEADER else actor.group_paths
 
 
-@functools.lru_cache(maxsize=256)
 def _waiting_for(inspecting: int, deciding: int) -> ColumnElement[bool]:
     # The rules are in `my_items`' docstring, for an actor inspecting under
     # `inspecting` org paths and deciding extensions under `deciding` (bound as
     # `me`, `inspect_0`…, `decide_0`…: see `_waiting_params`). Each rule is its
     # own sub-select of item numbers, so the database reaches each by an index
     # (responsible person, status, pending extension) instead of testing the
-    # rules' OR on every item of the ledger; built once per shape, since
-    # building it cost more than running it.
+    # rules' OR on every item of the ledger; built once per shape
+    # (`_waiting_statement`), since building it cost more than running it.
     me: BindParameter[int] = bindparam("me")
     wanted = [select(Item.number).where(col(Item.responsible_id) == me)]
     if inspecting:
@@ -201,8 +201,13 @@ def my_items(
     but the inspectors of the scope are the ones who are asked to.
     """
     shape, params = _waiting_params(actor)
-    statement = select(Item).where(_waiting_for(*shape))
-    return _paginate(session, _urgent_order(statement), page, per_page, params)
+    return _paginate(session, _waiting_statement(*shape), page, per_page, params)
+
+
+@functools.lru_cache(maxsize=256)
+def _waiting_statement(inspecting: int, deciding: int) -> SelectOfScalar[Item]:
+    # `my_items`' statement, most urgent first, built once per shape.
+    return _urgent_order(select(Item).where(_waiting_for(inspecting, deciding)))
 
 
 def overdue_items(
@@ -280,10 +285,14 @@ def grouped_light(facts: Facts, status: str, due: date | None, is_behind: bool) 
     return light(status, due, facts.today, facts.calendar, facts.warn_days, late_step)
 
 
+#: Items counted by (status, due date).
+_Groups = Select[str, date | None, int]
+
+
 @functools.lru_cache(maxsize=64)
 def _ledger_statements(
     paths: int | None,
-) -> tuple[Select[tuple[str, date | None, int]], Select[tuple[str, date | None, int]], Select[Any]]:
+) -> tuple[_Groups, _Groups, Select[date | None, datetime | None]]:
     # `ledger_counts`' three statements for a scope of `paths` org-path prefixes
     # (bound as `scope_0`…; None: everything), and `today` for the roadmaps.
     # Built once per shape: building them cost more than the database's work.
@@ -299,16 +308,16 @@ def _ledger_statements(
         col(Milestone.done_at).is_(None), col(Milestone.due_date) < bindparam("today")
     )
     groups = (
-        select(col(Item.status), col(Item.due_date), func.count())
+        sa_select(col(Item.status), col(Item.due_date), func.count())
         .where(*conditions)
         .group_by(col(Item.status), col(Item.due_date))
     )
     behind = (
-        select(col(Item.status), col(Item.due_date), func.count())
+        sa_select(col(Item.status), col(Item.due_date), func.count())
         .where(*unfinished, col(Item.number).in_(late_steps), *conditions)
         .group_by(col(Item.status), col(Item.due_date))
     )
-    closed = select(col(Item.due_date), col(Item.closed_at)).where(
+    closed = sa_select(col(Item.due_date), col(Item.closed_at)).where(
         col(Item.status) == "closed",
         col(Item.due_date).is_not(None),
         col(Item.closed_at).is_not(None),
@@ -354,6 +363,8 @@ def ledger_counts(
 
     closed_count = on_time = 0
     for due, closed_at in connection.execute(closed, params):
+        if due is None or closed_at is None:  # excluded by the query; this tells mypy
+            continue
         closed_count += 1
         on_time += _local_day(closed_at, zone) <= due
     return LedgerCounts(
@@ -471,32 +482,39 @@ def _seen_by(session: Session, actor: Actor, number: int, item: Item | None) -> 
     return item
 
 
+#: The roadmap steps of items (an expanding `numbers`) and an item's latest
+#: events with their actors' names (`number`, `limit`): built once, since
+#: building them cost about what running them did, on every /item.
+_STEPS_OF_ITEMS = (
+    select(Milestone)
+    .where(col(Milestone.item_number).in_(bindparam("numbers", expanding=True)))
+    .order_by(col(Milestone.due_date), col(Milestone.id))
+)
+_LATEST_EVENTS = (
+    sa_select(col(Event.created_at), col(Event.action), col(Member.name), col(Event.reason))
+    .outerjoin(Member, col(Member.id) == col(Event.actor_id))
+    .where(col(Event.item_number) == bindparam("number"))
+    .order_by(col(Event.seq).desc())
+    .limit(bindparam("limit"))
+)
+
+
 def milestones_of(session: Session, numbers: Sequence[int]) -> dict[int, list[Milestone]]:
     """The roadmap steps of each item, by date, in one query."""
     steps: dict[int, list[Milestone]] = {}
     if not numbers:
         return steps
-    for step in session.exec(
-        select(Milestone)
-        .where(col(Milestone.item_number).in_(numbers))
-        .order_by(col(Milestone.due_date), col(Milestone.id))
-    ).all():
+    for step in session.exec(_STEPS_OF_ITEMS, params={"numbers": list(numbers)}):
         steps.setdefault(step.item_number, []).append(step)
     return steps
 
 
 def history(session: Session, number: int, *, limit: int = HISTORY_SHOWN) -> list[HistoryLine]:
     """The latest `limit` events of item #number, oldest first, with the actor's name."""
-    rows = session.exec(
-        select(Event, Member.name)
-        .outerjoin(Member, col(Member.id) == col(Event.actor_id))
-        .where(col(Event.item_number) == number)
-        .order_by(col(Event.seq).desc())
-        .limit(limit)
-    ).all()
+    rows = session.connection().execute(_LATEST_EVENTS, {"number": number, "limit": limit})
     return [
-        HistoryLine(at=event.created_at, action=event.action, actor_name=name, reason=event.reason)
-        for event, name in reversed(rows)
+        HistoryLine(at=at, action=action, actor_name=name, reason=reason)
+        for at, action, name, reason in reversed(rows.all())
     ]
 
 

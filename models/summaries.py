@@ -85,10 +85,13 @@ _FACTS_OF_ITEMS = (
     .outerjoin(Member, col(Member.id) == col(Item.responsible_id))
     .where(col(Item.number).in_(_NUMBERS))
 )
-_MILESTONES_OF_ITEMS = select(Milestone).where(col(Milestone.item_number).in_(_NUMBERS))
-_PENDING_EXTENSIONS_OF_ITEMS = select(Extension).where(
-    col(Extension.item_number).in_(_NUMBERS), col(Extension.approved).is_(None)
-)
+#: Columns, not ORM objects: loading objects cost more than the rows' reading.
+_MILESTONES_OF_ITEMS = sa_select(
+    col(Milestone.item_number), col(Milestone.due_date), col(Milestone.done_at)
+).where(col(Milestone.item_number).in_(_NUMBERS))
+_PENDING_EXTENSIONS_OF_ITEMS = sa_select(
+    col(Extension.item_number), col(Extension.requested_by_id), col(Extension.requested_due)
+).where(col(Extension.item_number).in_(_NUMBERS), col(Extension.approved).is_(None))
 
 
 def summarize(
@@ -138,30 +141,31 @@ def summarize_for(
             _FACTS_OF_ITEMS, numbers
         ).all()
     }
+    steps: dict[int, list[Step]] = {}
     if milestones is None:
-        read: dict[int, list[Milestone]] = {}
-        for row in session.exec(_MILESTONES_OF_ITEMS, params=numbers):
-            read.setdefault(row.item_number, []).append(row)
-        milestones = read
-    steps = {
-        number: [Step(row.due_date, row.done_at is not None) for row in rows]
-        for number, rows in milestones.items()
-    }
+        for number, due, done_at in session.execute(_MILESTONES_OF_ITEMS, numbers):
+            steps.setdefault(number, []).append(Step(due, done_at is not None))
+    else:
+        for number, rows in milestones.items():
+            steps[number] = [Step(row.due_date, row.done_at is not None) for row in rows]
     pending = {
-        row.item_number: row for row in session.exec(_PENDING_EXTENSIONS_OF_ITEMS, params=numbers)
+        number: (requested_by, requested_due)
+        for number, requested_by, requested_due in session.execute(
+            _PENDING_EXTENSIONS_OF_ITEMS, numbers
+        )
     }
     summaries = []
     for item, reader in wanted:
         assert item.number is not None
         org_code, org_name, responsible_name, evidence, closed, total = facts_of[item.number]
-        request = pending.get(item.number)
+        requested_by, requested_due = pending.get(item.number, (None, None))
         actions: frozenset[str] = frozenset()
         if reader is not None:
             actions = frozenset(
                 allowed_actions(
                     reader,
                     view_of(session, item),
-                    requested_by_id=request.requested_by_id if request else None,
+                    requested_by_id=requested_by,
                 )
             )
         left = None
@@ -196,8 +200,8 @@ def summarize_for(
                 children_closed=closed,
                 children_total=total,
                 evidence_count=evidence,
-                pending_extension_by=request.requested_by_id if request else None,
-                pending_extension_due=request.requested_due if request else None,
+                pending_extension_by=requested_by,
+                pending_extension_due=requested_due,
                 actions=actions,
             )
         )
