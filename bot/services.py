@@ -32,11 +32,12 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-#: Threads that run the bot's database work. Few: the work is mostly Python
-#: (SQLAlchemy, the summaries), so more threads only fight over the GIL. With
-#: asyncio's default six, one process answered 206–210 reads/s on SQLite and 167
-#: on PostgreSQL; with two, 262 and 186 (bench/bot_throughput.py).
-DB_THREADS = 2
+#: Threads that run the bot's database work. The work is mostly Python
+#: (SQLAlchemy, the summaries), so threads beyond a few only take turns at the
+#: GIL; on PostgreSQL they also wait on the network. With the process on one
+#: CPU (cli/affinity.py), bench/bot_throughput.py's reads: SQLite 355/s with
+#: two threads, 349 with four; PostgreSQL 127–168 with two, 188 with four.
+DB_THREADS = 4
 
 
 @dataclass
