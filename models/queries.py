@@ -344,15 +344,14 @@ def ledger_counts(
     groups, behind, closed = _ledger_statements(None if scope is None else len(scope))
     params: dict[str, Any] = {"today": facts.today}
     params.update((f"scope_{n}", path) for n, path in enumerate(scope or ()))
-    connection = session.connection()  # plain rows: nothing here needs ORM objects
 
     by_status = dict.fromkeys(STATUSES, 0)
     unfinished: dict[tuple[str, date | None], int] = {}
-    for status, due, count in connection.execute(groups, params):
+    for status, due, count in session.execute(groups, params):
         by_status[status] += count
         if status not in FINISHED:
             unfinished[(status, due)] = count
-    late = {(status, due): count for status, due, count in connection.execute(behind, params)}
+    late = {(status, due): count for status, due, count in session.execute(behind, params)}
     by_light = dict.fromkeys(LIGHTS, 0)
     for (status, due), count in unfinished.items():
         behind_count = late.get((status, due), 0)
@@ -362,7 +361,7 @@ def ledger_counts(
                 by_light[colour] += share
 
     closed_count = on_time = 0
-    for due, closed_at in connection.execute(closed, params):
+    for due, closed_at in session.execute(closed, params):
         if due is None or closed_at is None:  # excluded by the query; this tells mypy
             continue
         closed_count += 1
@@ -511,7 +510,7 @@ def milestones_of(session: Session, numbers: Sequence[int]) -> dict[int, list[Mi
 
 def history(session: Session, number: int, *, limit: int = HISTORY_SHOWN) -> list[HistoryLine]:
     """The latest `limit` events of item #number, oldest first, with the actor's name."""
-    rows = session.connection().execute(_LATEST_EVENTS, {"number": number, "limit": limit})
+    rows = session.execute(_LATEST_EVENTS, {"number": number, "limit": limit})
     return [
         HistoryLine(at=at, action=action, actor_name=name, reason=reason)
         for at, action, name, reason in reversed(rows.all())
