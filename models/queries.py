@@ -339,8 +339,6 @@ def ledger_counts(
     yellow; and the closed items' (due date, closing time), because the
     closing day is local and time zones are not portable SQL.
     """
-    if scope == ():
-        return LedgerCounts(dict.fromkeys(STATUSES, 0), dict.fromkeys(LIGHTS, 0), 0, 0, 0)
     groups, behind, closed = _ledger_statements(None if scope is None else len(scope))
     params: dict[str, Any] = {"today": facts.today}
     params.update((f"scope_{n}", path) for n, path in enumerate(scope or ()))
