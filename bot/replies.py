@@ -1,7 +1,7 @@
 """Sending what the cards module renders, and remembering item cards.
 
 Every item card the bot shows (cards.item_card: `Card.shows` is set) is
-recorded (chat, message id, item, version), so a reply to it attaches to that
+recorded (chat, message id, item, version; models/cards.py), so a reply to it attaches to that
 item and a later change can edit it in place (SPEC §7). Other messages — an
 acknowledgement, a question, a list — are not recorded: an in-place edit
 would turn them into cards.
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 
-from sqlalchemy import Executable
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
@@ -20,9 +18,8 @@ from telegram.error import BadRequest
 from bot.cards import Card, item_card
 from bot.guard import Who
 from bot.services import Context, Services
-from models import clock
+from models.cards import SentCard
 from models.summaries import Facts, summarize
-from models.tables import Card as CardRow
 from models.tables import Item
 
 
@@ -63,57 +60,6 @@ async def drop_buttons(update: Update) -> None:
         await query.edit_message_reply_markup(reply_markup=None)
 
 
-_CARD_KEY = ["chat_id", "message_id"]
-_PG_CARD = postgresql.insert(CardRow)
-_SQLITE_CARD = sqlite.insert(CardRow)
-#: remember_card's insert-or-update by dialect name, built once: building it cost
-#: more than running it. The values are bound per call; a message recorded
-#: before keeps its reader and first sending time.
-_REMEMBER: dict[str, Executable] = {
-    "postgresql": _PG_CARD.on_conflict_do_update(
-        index_elements=_CARD_KEY,
-        set_={"item_number": _PG_CARD.excluded.item_number, "version": _PG_CARD.excluded.version},
-    ),
-    "sqlite": _SQLITE_CARD.on_conflict_do_update(
-        index_elements=_CARD_KEY,
-        set_={
-            "item_number": _SQLITE_CARD.excluded.item_number,
-            "version": _SQLITE_CARD.excluded.version,
-        },
-    ),
-}
-
-
-def remember_card(
-    session: Session,
-    *,
-    chat_id: int,
-    message_id: int,
-    item_number: int,
-    member_id: int | None,
-    version: int,
-) -> None:
-    """Record that `message_id` in `chat_id` shows item `item_number` at `version`.
-
-    One insert-or-update statement, not a read then an ORM write: it runs for
-    every card the bot sends. A message recorded before (an edited card) keeps
-    its reader and first sending time; it now shows `version`.
-    """
-    dialect = session.get_bind().dialect.name
-    # On the connection: the ORM's bulk-insert path cost more than the statement.
-    session.connection().execute(
-        _REMEMBER[dialect],
-        {
-            "chat_id": chat_id,
-            "message_id": message_id,
-            "item_number": item_number,
-            "member_id": member_id,
-            "version": version,
-            "sent_at": clock.now(),
-        },
-    )
-
-
 async def record_sent(
     services: Services, message: Message, card: Card, *, member_id: int | None
 ) -> None:
@@ -121,9 +67,8 @@ async def record_sent(
     if card.shows is None:
         return
     number, version = card.shows
-    await services.db(
-        lambda session: remember_card(
-            session,
+    await services.cards.add(
+        SentCard(
             chat_id=message.chat_id,
             message_id=message.message_id,
             item_number=number,
@@ -131,9 +76,3 @@ async def record_sent(
             version=version,
         )
     )
-
-
-def card_item(session: Session, chat_id: int, message_id: int) -> int | None:
-    """The item a bot message in `chat_id` shows, if it was an item card."""
-    row = session.get(CardRow, (chat_id, message_id))
-    return row.item_number if row else None

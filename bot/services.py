@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -22,6 +22,7 @@ from telegram import Update
 from telegram.ext import Application, BaseHandler, CallbackContext, ExtBot
 
 from models import clock
+from models.cards import SentCard, remember_cards
 from models.db import transaction
 from models.delivery import Changes, OutboxWatch
 from models.holidays import CalendarCache
@@ -29,6 +30,7 @@ from models.summaries import Facts
 from settings import Settings
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,48 @@ log = logging.getLogger(__name__)
 #: CPU (cli/affinity.py), bench/bot_throughput.py's reads: SQLite 355/s with
 #: two threads, 349 with four; PostgreSQL 127–168 with two, 188 with four.
 DB_THREADS = 4
+
+
+class GroupWrite(Generic[R]):
+    """Rows handed in while a write is under way wait, and go together in the next one.
+
+    `add` returns once its row is committed (or raises what the write raised),
+    as a transaction of its own would, so a handler that awaits it is done only
+    when the row is stored. An idle bot writes each row at once; a busy one
+    (hundreds of updates a second) writes the rows of many updates in one
+    transaction instead of one each. Runs on the event loop: no lock.
+    """
+
+    def __init__(self, write: Callable[[list[R]], Awaitable[None]]) -> None:
+        self._write = write
+        self._waiting: list[tuple[R, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def add(self, row: R) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((row, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._write([row for row, _ in batch])
+            except BaseException as error:
+                for _, future in batch:
+                    if not future.done():
+                        if isinstance(error, Exception):
+                            future.set_exception(error)
+                        else:  # cancelled with the loop: so are the waiting handlers
+                            future.cancel()
+                if not isinstance(error, Exception):
+                    raise
+            else:
+                for _, future in batch:
+                    if not future.done():  # its handler may have been cancelled
+                        future.set_result(None)
 
 
 @dataclass
@@ -53,6 +97,15 @@ class Services:
         default_factory=lambda: ThreadPoolExecutor(DB_THREADS, thread_name_prefix="bot-db"),
         repr=False,
     )
+    #: The item cards this process sent, remembered in as few transactions as
+    #: the load allows (bot/replies.record_sent).
+    cards: GroupWrite[SentCard] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.cards = GroupWrite(self._remember_cards)
+
+    async def _remember_cards(self, cards: list[SentCard]) -> None:
+        await self.db(lambda session: remember_cards(session, cards))
 
     async def db(self, work: Callable[[Session], T], *, read_only: bool = False) -> T:
         """Run `work(session)` in one transaction on a worker thread; commit if it returns.

@@ -49,8 +49,8 @@ import dramatiq
 from sqlalchemy import Connection, Engine
 from sqlmodel import Session, col, select
 
-from bot.replies import remember_card
 from models import clock
+from models.cards import SentCard, remember_cards
 from models.db import transaction
 from models.delivery import (
     UNREACHABLE,
@@ -408,13 +408,17 @@ def _send_claimed(rt: Runtime, bind: Connection, claimed: Claimed, push: Push) -
         mark_sent(session, carried, message_id=message_id, now=clock.now())
         if push.card is not None and message_id is not None:
             number, version = push.card
-            remember_card(
+            remember_cards(
                 session,
-                chat_id=recipient.chat_id,
-                message_id=message_id,
-                item_number=number,
-                member_id=recipient.member_id,
-                version=version,
+                [
+                    SentCard(
+                        chat_id=recipient.chat_id,
+                        message_id=message_id,
+                        item_number=number,
+                        member_id=recipient.member_id,
+                        version=version,
+                    )
+                ],
             )
 
 

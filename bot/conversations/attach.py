@@ -28,8 +28,9 @@ from bot.conversations.evidence import (
 )
 from bot.conversations.flows import ATTACH, Flow, locked_draft
 from bot.guard import Who
-from bot.replies import card_for, card_item, send
+from bot.replies import card_for, send
 from bot.services import Context
+from models.cards import card_item
 from models.drafts import clear_draft, start_draft, update_draft
 from models.ledger import attach_evidence, get_item, view_of
 from models.permissions import Actor, check

@@ -7,8 +7,8 @@ from datetime import date, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.replies import card_item, remember_card
 from models import clock
+from models.cards import SentCard, card_item, remember_cards
 from models.db import transaction
 from models.ledger import NewItem, create_item
 from models.people import actor_for
@@ -42,14 +42,7 @@ def _two_items(engine: Engine, district: District) -> tuple[int, int]:
 
 def _remember(engine: Engine, item: int, member: int | None, version: int) -> None:
     with transaction(engine) as session:
-        remember_card(
-            session,
-            chat_id=CHAT,
-            message_id=MESSAGE,
-            item_number=item,
-            member_id=member,
-            version=version,
-        )
+        remember_cards(session, [SentCard(CHAT, MESSAGE, item, member, version)])
 
 
 def test_a_sent_card_is_remembered_with_its_item_reader_version_and_time(
@@ -80,3 +73,23 @@ def test_a_card_remembered_again_shows_the_new_item_and_version_and_keeps_reader
         assert row is not None
         assert (row.item_number, row.member_id, row.version) == (second, reader, 3)
         assert row.sent_at.replace(tzinfo=None) == sent.replace(tzinfo=None)
+
+
+def test_cards_remembered_together_are_each_stored_and_a_message_twice_keeps_the_later(
+    engine: Engine, district: District, frozen_clock: clock.FrozenClock
+) -> None:
+    first, second = _two_items(engine, district)
+    reader = district.members["M003"]
+    with transaction(engine) as session:
+        remember_cards(
+            session,
+            [
+                SentCard(CHAT, MESSAGE, first, reader, 1),
+                SentCard(CHAT, MESSAGE + 1, second, reader, 1),
+                SentCard(CHAT, MESSAGE, first, reader, 2),
+            ],
+        )
+    with Session(engine) as session:
+        assert card_item(session, CHAT, MESSAGE + 1) == second
+        row = session.get(Card, (CHAT, MESSAGE))
+        assert row is not None and (row.item_number, row.version) == (first, 2)
