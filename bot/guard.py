@@ -26,6 +26,7 @@ from telegram.constants import ChatType
 
 from bot.callbacks import Press, decode
 from bot.services import Context
+from models.holidays import VERSION_COLUMN, note_version
 from models.people import actor_of
 from models.permissions import Actor
 from models.states import Refused
@@ -65,7 +66,8 @@ Explain = Callable[[str, Refused], str]
 
 #: The bound member behind a Telegram user, as plain columns: built once, since
 #: every update asks it, and run on the session's connection, past the ORM: the
-#: guard changes nothing, so it needs no ORM objects.
+#: guard changes nothing, so it needs no ORM objects. The holidays' version
+#: token comes along, so the working-day calendar needs no read of its own.
 _BOUND_MEMBER = (
     select(
         col(Member.id),
@@ -75,6 +77,7 @@ _BOUND_MEMBER = (
         col(Member.roles),
         col(Org.name),
         col(Org.path),
+        VERSION_COLUMN,
     )
     .join(Org, col(Org.id) == col(Member.org_id))
     .where(col(Member.telegram_user_id) == bindparam("telegram_user_id"))
@@ -87,7 +90,8 @@ def lookup(session: Session, telegram_user_id: int, default_lang: str) -> Who | 
     found = connection.execute(_BOUND_MEMBER, {"telegram_user_id": telegram_user_id}).first()
     if found is None:
         return None
-    member_id, code, name, language, roles, org_name, org_path = found
+    member_id, code, name, language, roles, org_name, org_path, holidays = found
+    note_version(session, holidays)
     assert member_id is not None  # a stored member has its id; this tells mypy
     return Who(
         member_id=member_id,

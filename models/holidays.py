@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import cast
 
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,7 +32,21 @@ _VERSION = sa_select(col(Meta.value)).where(col(Meta.key) == META_HOLIDAYS_VERSI
 
 def holidays_version(session: Session) -> str | None:
     """The token of the holiday days as they are now; None until the first import changed any."""
+    if _NOTED in session.info:
+        return cast("str | None", session.info[_NOTED])
     return session.connection().execute(_VERSION).scalar()
+
+
+#: The token as a column, for a statement that runs on every update anyway
+#: (the bot's look-up): read with it and passed to `note_version`, it spares
+#: `CalendarCache` a round trip of its own to the database.
+VERSION_COLUMN = _VERSION.scalar_subquery().label(META_HOLIDAYS_VERSION)
+_NOTED = "closeout_holidays_version"
+
+
+def note_version(session: Session, version: str | None) -> None:
+    """Keep the token a statement of this transaction read with `VERSION_COLUMN`."""
+    session.info[_NOTED] = version
 
 
 def import_holidays(session: Session, rows: Iterable[HolidayRow]) -> tuple[int, int]:
@@ -57,6 +72,7 @@ def _new_version(session: Session) -> None:
     # Insert or update in one statement: two imports at once must not fail on
     # each other's row. A fresh random token, not a counter: only "different
     # from what a process saw" matters.
+    session.info.pop(_NOTED, None)  # a token noted earlier in this transaction is old now
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(Meta).values(key=META_HOLIDAYS_VERSION, value=uuid.uuid4().hex)
     session.execute(
@@ -82,7 +98,7 @@ class CalendarCache:
         self._kept: tuple[str | None, WorkCalendar] | None = None
 
     def calendar(self, session: Session) -> WorkCalendar:
-        version = holidays_version(session)
+        version = holidays_version(session)  # noted by the look-up, or read
         kept = self._kept
         if kept is not None and kept[0] == version:
             return kept[1]

@@ -6,13 +6,17 @@ member's roles and groups.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, update
+from datetime import date
+
+from sqlalchemy import Engine, event, update
 from sqlmodel import Session, col, select
 
 from bot.guard import lookup
 from models.db import transaction
+from models.holidays import CalendarCache, import_holidays
 from models.people import actor_for
 from models.tables import GroupMember, GroupScope, InspectionGroup, Member
+from models.workdays import HolidayRow
 from tests.support import District
 
 #: Telegram user ids in these tests: this plus the member's id.
@@ -58,3 +62,32 @@ def test_two_groups_covering_one_org_give_its_path_once(engine: Engine, district
 def test_an_unbound_user_is_nobody(engine: Engine, district: District) -> None:
     with Session(engine) as session:
         assert lookup(session, 42, "zh") is None
+
+
+def test_the_look_up_brings_the_holidays_version_so_the_calendar_reads_nothing_more(
+    engine: Engine, district: District
+) -> None:
+    _bind_everyone(engine)
+    tuesday = date(2026, 3, 3)  # a working day by the official calendar
+    cache = CalendarCache()
+    user = USER_BASE + district.members["M005"]
+    with transaction(engine) as session:
+        lookup(session, user, "zh")
+        assert cache.calendar(session).is_workday(tuesday)
+    with transaction(engine) as session:
+        import_holidays(session, [HolidayRow(day=tuesday, is_workday=False, name="day off")])
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    with transaction(engine) as session:
+        lookup(session, user, "zh")
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            assert not cache.calendar(session).is_workday(tuesday)
+            assert cache.calendar(session).is_workday(date(2026, 3, 4))
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+    # The new days were loaded once; the token was not asked again.
+    assert len(statements) == 1 and "holiday" in statements[0]
