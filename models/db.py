@@ -6,13 +6,17 @@ never commit; a handler, actor or command commits once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, CursorResult, Engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql.selectable import TypedReturnsRows
 from sqlmodel import Session, create_engine
+
+Ts = TypeVarTuple("Ts")
 
 #: PostgreSQL connections an engine keeps open (at most; opened as needed),
 #: beyond which up to 10 more are opened and closed again.
@@ -79,6 +83,22 @@ def transaction(bind: Engine | Connection, *, read_only: bool = False) -> Iterat
         except BaseException:
             session.rollback()
             raise
+
+
+def read(
+    session: Session,
+    statement: TypedReturnsRows[*Ts],
+    params: Mapping[str, Any] | None = None,
+) -> CursorResult[*Ts]:
+    """Rows of a prebuilt statement of columns, run on the session's connection.
+
+    Past the ORM's per-call compile and loading steps, which cost more than
+    the statement itself on the bot's reads (several per update). What the
+    session holds unflushed is flushed first, as `Session.execute` would, so
+    the rows include this transaction's own changes.
+    """
+    session.flush()  # returns at once when nothing is pending
+    return session.connection().execute(statement, params)
 
 
 def alembic_config(url: str):  # type: ignore[no-untyped-def]

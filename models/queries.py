@@ -38,6 +38,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement, Label
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from models.db import read
 from models.deadlines import GREEN, RED, YELLOW, light
 from models.ledger import InputRefused, view_of
 from models.orgs import resolve_org
@@ -345,11 +346,11 @@ def ledger_counts(
 
     by_status = dict.fromkeys(STATUSES, 0)
     unfinished: dict[tuple[str, date | None], int] = {}
-    for status, due, count in session.execute(groups, params):
+    for status, due, count in read(session, groups, params):
         by_status[status] += count
         if status not in FINISHED:
             unfinished[(status, due)] = count
-    late = {(status, due): count for status, due, count in session.execute(behind, params)}
+    late = {(status, due): count for status, due, count in read(session, behind, params)}
     by_light = dict.fromkeys(LIGHTS, 0)
     for (status, due), count in unfinished.items():
         behind_count = late.get((status, due), 0)
@@ -359,7 +360,7 @@ def ledger_counts(
                 by_light[colour] += share
 
     closed_count = on_time = 0
-    for due, closed_at in session.execute(closed, params):
+    for due, closed_at in read(session, closed, params):
         if due is None or closed_at is None:  # excluded by the query; this tells mypy
             continue
         closed_count += 1
@@ -508,7 +509,7 @@ def milestones_of(session: Session, numbers: Sequence[int]) -> dict[int, list[Mi
 
 def history(session: Session, number: int, *, limit: int = HISTORY_SHOWN) -> list[HistoryLine]:
     """The latest `limit` events of item #number, oldest first, with the actor's name."""
-    rows = session.execute(_LATEST_EVENTS, {"number": number, "limit": limit})
+    rows = read(session, _LATEST_EVENTS, {"number": number, "limit": limit})
     return [
         HistoryLine(at=at, action=action, actor_name=name, reason=reason)
         for at, action, name, reason in reversed(rows.all())

@@ -16,6 +16,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
+from models.db import read
 from models.deadlines import Milestone as Step
 from models.deadlines import days_overdue, light
 from models.ledger import view_of
@@ -137,21 +138,21 @@ def summarize_for(
     numbers = {"numbers": sorted({item.number for item, _ in wanted if item.number is not None})}
     facts_of: dict[int, tuple[str, str, str | None, int, int, int]] = {
         number: (code, name, person, evidence, closed, total)
-        for number, code, name, person, evidence, closed, total in session.execute(
-            _FACTS_OF_ITEMS, numbers
+        for number, code, name, person, evidence, closed, total in read(
+            session, _FACTS_OF_ITEMS, numbers
         ).all()
     }
     steps: dict[int, list[Step]] = {}
     if milestones is None:
-        for number, due, done_at in session.execute(_MILESTONES_OF_ITEMS, numbers):
+        for number, due, done_at in read(session, _MILESTONES_OF_ITEMS, numbers):
             steps.setdefault(number, []).append(Step(due, done_at is not None))
     else:
         for number, rows in milestones.items():
             steps[number] = [Step(row.due_date, row.done_at is not None) for row in rows]
     pending = {
         number: (requested_by, requested_due)
-        for number, requested_by, requested_due in session.execute(
-            _PENDING_EXTENSIONS_OF_ITEMS, numbers
+        for number, requested_by, requested_due in read(
+            session, _PENDING_EXTENSIONS_OF_ITEMS, numbers
         )
     }
     summaries = []
