@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 from telegram import Update
 from telegram.ext import Application, BaseHandler, CallbackContext, ExtBot
@@ -110,10 +111,23 @@ class Services:
     async def db(self, work: Callable[[Session], T], *, read_only: bool = False) -> T:
         """Run `work(session)` in one transaction on a worker thread; commit if it returns.
 
-        `read_only`: `work` only reads (models.db.transaction).
+        `read_only`: `work` only reads (models.db.transaction); it runs again
+        once if the database connection was lost under it.
         """
 
         def run() -> T:
+            try:
+                return once()
+            except DBAPIError as error:
+                # The connection was lost (the database restarted): SQLAlchemy
+                # has dropped the pool's connections, and a read is safe to run
+                # again on a new one. A write may have committed: not retried.
+                if not (read_only and error.connection_invalidated):
+                    raise
+                log.warning("database connection lost; reading again on a new one")
+                return once()
+
+        def once() -> T:
             changes = None
             with transaction(self.engine, read_only=read_only) as session:
                 # A read owes nothing: no watch, whose listeners cost every update.

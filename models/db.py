@@ -6,6 +6,7 @@ never commit; a handler, actor or command commits once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
@@ -13,6 +14,8 @@ from typing import Any, TypeVarTuple
 
 from sqlalchemy import Connection, CursorResult, Engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.selectable import TypedReturnsRows
 from sqlmodel import Session, create_engine
 
@@ -21,6 +24,10 @@ Ts = TypeVarTuple("Ts")
 #: PostgreSQL connections an engine keeps open (at most; opened as needed),
 #: beyond which up to 10 more are opened and closed again.
 POOL_SIZE = 16
+#: Seconds a pooled PostgreSQL connection may have been idle and still be used
+#: without a ping first (`_check_idle_connections`).
+PING_AFTER_IDLE = 2.0
+_LAST_USED = "closeout_last_used"
 #: Seconds a SQLite writer waits for another's lock before giving up.
 SQLITE_BUSY_TIMEOUT = 30
 
@@ -44,7 +51,35 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     # Up to POOL_SIZE connections are kept: past QueuePool's default 5, a worker's
     # eight threads (or the bot's) opened and closed an overflow connection on
     # nearly every transaction.
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=POOL_SIZE)
+    engine = create_engine(url, echo=echo, pool_size=POOL_SIZE)
+    _check_idle_connections(engine)
+    return engine
+
+
+def _check_idle_connections(engine: Engine) -> None:
+    # SQLAlchemy's pool_pre_ping pings on every checkout: a round trip per
+    # transaction, a tenth of a bot read's time. A connection idle past
+    # PING_AFTER_IDLE is pinged, and replaced if the server is gone (a restart,
+    # a failover, a dropped idle connection); one in use moments ago is
+    # trusted. If the server went in between, the first statement fails, and
+    # SQLAlchemy then invalidates every pooled connection, so only transactions
+    # already under way fail, as they would with pre-ping; the bot reads again
+    # (bot/services.py) and jobs are retried.
+    def fresh(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_LAST_USED, 0.0) <= PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool drops this connection and checks out a new one.
+            raise DisconnectionError(f"pooled connection is gone: {error}") from error
+
+    event.listen(engine, "connect", fresh)
+    event.listen(engine, "checkin", fresh)
+    event.listen(engine, "checkout", checkout)
 
 
 #: The execution option that marks a read-only transaction (see `transaction`).
