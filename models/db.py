@@ -6,6 +6,7 @@ never commit; a handler, actor or command commits once.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -101,6 +102,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+@functools.lru_cache(maxsize=8)
+def _read_only(engine: Engine) -> Engine:
+    # The engine marked for read-only transactions, sharing its pool: made
+    # once per engine, since making it cost a bot read a fiftieth of its CPU.
+    return engine.execution_options(**{READ_ONLY: True})
+
+
 @contextmanager
 def transaction(bind: Engine | Connection, *, read_only: bool = False) -> Iterator[Session]:
     """A session whose work is committed once at the end, or rolled back on error.
@@ -110,7 +118,7 @@ def transaction(bind: Engine | Connection, *, read_only: bool = False) -> Iterat
     Engine): the work only reads; on SQLite it begins without taking the write lock.
     """
     if read_only and isinstance(bind, Engine):
-        bind = bind.execution_options(**{READ_ONLY: True})  # shares the engine's pool
+        bind = _read_only(bind)
     with Session(bind, expire_on_commit=False) as session:
         try:
             yield session

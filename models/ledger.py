@@ -85,11 +85,16 @@ def _clean_reason(reason: str | None) -> str | None:
 def view_of(session: Session, item: Item) -> ItemView:
     """The permission view of an item."""
     org = session.get(Org, item.org_id)
+    return item_view(item, org.path if org else "/")
+
+
+def item_view(item: Item, org_path: str) -> ItemView:
+    """The permission view of an item whose org's path the caller has read."""
     assert item.number is not None
     return ItemView(
         number=item.number,
         kind=item.kind,
-        org_path=org.path if org else "/",
+        org_path=org_path,
         status=item.status,
         responsible_id=item.responsible_id,
         creator_id=item.creator_id,

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, func, select
 from models.db import read
 from models.deadlines import Milestone as Step
 from models.deadlines import days_overdue, light
-from models.ledger import view_of
+from models.ledger import item_view
 from models.permissions import Actor, allowed_actions
 from models.tables import Evidence, Extension, Item, Member, Milestone, Org
 from models.workdays import WorkCalendar
@@ -77,6 +77,7 @@ _FACTS_OF_ITEMS = (
         col(Item.number),
         col(Org.code),
         col(Org.name),
+        col(Org.path),
         col(Member.name),
         select(func.count()).where(col(Evidence.item_number) == col(Item.number)).scalar_subquery(),
         _CHILDREN.where(col(_CHILD.status) == "closed").scalar_subquery(),
@@ -136,9 +137,9 @@ def summarize_for(
     if not wanted:
         return []
     numbers = {"numbers": sorted({item.number for item, _ in wanted if item.number is not None})}
-    facts_of: dict[int, tuple[str, str, str | None, int, int, int]] = {
-        number: (code, name, person, evidence, closed, total)
-        for number, code, name, person, evidence, closed, total in read(
+    facts_of: dict[int, tuple[str, str, str, str | None, int, int, int]] = {
+        number: (code, name, path, person, evidence, closed, total)
+        for number, code, name, path, person, evidence, closed, total in read(
             session, _FACTS_OF_ITEMS, numbers
         ).all()
     }
@@ -158,14 +159,16 @@ def summarize_for(
     summaries = []
     for item, reader in wanted:
         assert item.number is not None
-        org_code, org_name, responsible_name, evidence, closed, total = facts_of[item.number]
+        org_code, org_name, org_path, responsible_name, evidence, closed, total = facts_of[
+            item.number
+        ]
         requested_by, requested_due = pending.get(item.number, (None, None))
         actions: frozenset[str] = frozenset()
         if reader is not None:
             actions = frozenset(
                 allowed_actions(
                     reader,
-                    view_of(session, item),
+                    item_view(item, org_path),
                     requested_by_id=requested_by,
                 )
             )
