@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select
 from sqlmodel import Session, col
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
@@ -30,7 +30,7 @@ from models.holidays import VERSION_COLUMN, note_version
 from models.people import actor_of
 from models.permissions import Actor
 from models.states import Refused
-from models.tables import Member, Org
+from models.tables import GroupMember, Member, Org
 from models.texts import refusal, t
 
 #: The deep-link payload of "continue in private" buttons.
@@ -66,8 +66,10 @@ Explain = Callable[[str, Refused], str]
 
 #: The bound member behind a Telegram user, as plain columns: built once, since
 #: every update asks it, and run on the session's connection, past the ORM: the
-#: guard changes nothing, so it needs no ORM objects. The holidays' version
-#: token comes along, so the working-day calendar needs no read of its own.
+#: guard changes nothing, so it needs no ORM objects. Whether the member is in
+#: any inspection group comes along, so most members' scopes need no second
+#: statement, and so does the holidays' version token, so the working-day
+#: calendar needs no read of its own.
 _BOUND_MEMBER = (
     select(
         col(Member.id),
@@ -77,6 +79,7 @@ _BOUND_MEMBER = (
         col(Member.roles),
         col(Org.name),
         col(Org.path),
+        exists().where(col(GroupMember.member_id) == col(Member.id)).label("in_groups"),
         VERSION_COLUMN,
     )
     .join(Org, col(Org.id) == col(Member.org_id))
@@ -90,7 +93,7 @@ def lookup(session: Session, telegram_user_id: int, default_lang: str) -> Who | 
     found = connection.execute(_BOUND_MEMBER, {"telegram_user_id": telegram_user_id}).first()
     if found is None:
         return None
-    member_id, code, name, language, roles, org_name, org_path, holidays = found
+    member_id, code, name, language, roles, org_name, org_path, in_groups, holidays = found
     note_version(session, holidays)
     assert member_id is not None  # a stored member has its id; this tells mypy
     return Who(
@@ -99,7 +102,7 @@ def lookup(session: Session, telegram_user_id: int, default_lang: str) -> Who | 
         name=name,
         org_name=org_name,
         lang=language or default_lang,
-        actor=actor_of(session, member_id, roles, org_path),
+        actor=actor_of(session, member_id, roles, org_path, in_groups=bool(in_groups)),
     )
 
 

@@ -68,12 +68,18 @@ def actors_for(session: Session, member_ids: Sequence[int]) -> dict[int, Actor]:
     }
 
 
-def actor_of(session: Session, member_id: int, roles: str, org_path: str) -> Actor:
+def actor_of(
+    session: Session, member_id: int, roles: str, org_path: str, *, in_groups: bool = True
+) -> Actor:
     """The permission view of a member whose stored roles and org path the caller has read.
 
+    `in_groups=False`: the caller read that the member is in no inspection
+    group, so there are no scopes to read (most members: secretaries, leaders).
     Runs on the session's connection, past the ORM (the guard asks it on every
     update), so it does not flush: for a transaction that has written nothing.
     """
+    if not in_groups:
+        return _actor(member_id, roles, org_path, ())
     connection = session.connection()
     group_paths = connection.execute(_GROUP_PATHS, {"member_id": member_id}).scalars().all()
     return _actor(member_id, roles, org_path, group_paths)
