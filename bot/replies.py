@@ -1,10 +1,10 @@
 """Sending what the cards module renders, and remembering item cards.
 
 Every item card the bot shows (cards.item_card: `Card.shows` is set) is
-recorded (chat, message id, item, version; models/cards.py), so a reply to it attaches to that
-item and a later change can edit it in place (SPEC §7). Other messages — an
-acknowledgement, a question, a list — are not recorded: an in-place edit
-would turn them into cards.
+recorded (chat, message id, item, version; models/cards.py), so a reply to it
+attaches to that item and a later change can edit it in place (SPEC §7).
+Other messages — an acknowledgement, a question, a list — are not recorded:
+an in-place edit would turn them into cards.
 """
 
 from __future__ import annotations
