@@ -68,21 +68,25 @@ class GroupWrite(Generic[R]):
     async def _drain(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
+            waiting = [future for _, future in batch]
             try:
                 await self._write([row for row, _ in batch])
-            except BaseException as error:
-                for _, future in batch:
-                    if not future.done():
-                        if isinstance(error, Exception):
-                            future.set_exception(error)
-                        else:  # cancelled with the loop: so are the waiting handlers
-                            future.cancel()
-                if not isinstance(error, Exception):
-                    raise
+            except Exception as error:
+                for future in _unsettled(waiting):
+                    future.set_exception(error)
             else:
-                for _, future in batch:
-                    if not future.done():  # its handler may have been cancelled
-                        future.set_result(None)
+                for future in _unsettled(waiting):
+                    future.set_result(None)
+            finally:
+                # Still unsettled: the write was cancelled with the loop, and
+                # so are the handlers waiting for it.
+                for future in _unsettled(waiting):
+                    future.cancel()
+
+
+def _unsettled(futures: list[asyncio.Future[None]]) -> list[asyncio.Future[None]]:
+    # A handler cancelled meanwhile has cancelled its own future.
+    return [future for future in futures if not future.done()]
 
 
 @dataclass
