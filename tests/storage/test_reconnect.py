@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 
 from bot.services import Services
 from models import db
@@ -148,40 +149,43 @@ def test_a_connection_used_moments_ago_is_not_pinged(
     _backend_pid(private_engine)  # the pool was dropped: the next one connects anew
 
 
-async def test_the_bots_read_runs_again_on_a_new_connection_after_a_restart(
+class Counted:
+    """The bot's services on the private server, and a work that counts its runs."""
+
+    def __init__(self, server: PrivateServer, engine: Engine) -> None:
+        self.services = Services(
+            engine=engine, settings=load_settings(DATABASE_URL=server.url, BOT_TOKEN="1:x")
+        )
+        self.runs = 0
+
+    def work(self, session: Session) -> int:
+        self.runs += 1
+        return int(session.connection().execute(text("SELECT 1")).scalar_one())
+
+
+@pytest.fixture
+def counted(
     server: PrivateServer, private_engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> Counted:
+    # Connections are never pinged: a restart reaches the next transaction.
     monkeypatch.setattr(db, "PING_AFTER_IDLE", 3600.0)
-    services = Services(
-        engine=private_engine, settings=load_settings(DATABASE_URL=server.url, BOT_TOKEN="1:x")
-    )
-    attempts = []
+    return Counted(server, private_engine)
 
-    def read(session):  # type: ignore[no-untyped-def]
-        attempts.append(1)
-        return session.connection().execute(text("SELECT 1")).scalar_one()
 
-    assert await services.db(read, read_only=True) == 1
+async def test_the_bots_read_runs_again_on_a_new_connection_after_a_restart(
+    server: PrivateServer, counted: Counted
+) -> None:
+    assert await counted.services.db(counted.work, read_only=True) == 1
     server.restart()
-    assert await services.db(read, read_only=True) == 1
-    assert len(attempts) == 3
+    assert await counted.services.db(counted.work, read_only=True) == 1
+    assert counted.runs == 3
 
 
 async def test_a_write_is_not_run_again_after_a_lost_connection(
-    server: PrivateServer, private_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    server: PrivateServer, counted: Counted
 ) -> None:
-    monkeypatch.setattr(db, "PING_AFTER_IDLE", 3600.0)
-    services = Services(
-        engine=private_engine, settings=load_settings(DATABASE_URL=server.url, BOT_TOKEN="1:x")
-    )
-    attempts = []
-
-    def write(session):  # type: ignore[no-untyped-def]
-        attempts.append(1)
-        return session.connection().execute(text("SELECT 1")).scalar_one()
-
-    await services.db(write)
+    await counted.services.db(counted.work)
     server.restart()
     with pytest.raises(OperationalError):
-        await services.db(write)
-    assert len(attempts) == 2
+        await counted.services.db(counted.work)
+    assert counted.runs == 2
